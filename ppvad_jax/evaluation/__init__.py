@@ -1,0 +1,1 @@
+"""ppvad_jax.evaluation (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""ppvad_jax.models (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""ppvad_jax.privacy (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""ppvad_jax.serving (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""ppvad_jax.training (filled in by later issues)."""

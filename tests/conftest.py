@@ -1,0 +1,32 @@
+"""Shared fixtures: one tiny synthetic world per test session."""
+
+import pathlib
+import shutil
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ppvad_jax.data.synthetic import world  # noqa: E402
+
+TINY = world.WorldParams(num_videos=8, seed=3, seconds=2.0, crowd=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """A tiny synthetic UCFCrime2Local tree (8 videos of 2 s). Do not modify it: copy it."""
+    out = tmp_path_factory.mktemp("world")
+    manifest = world.generate_world(out, TINY)
+    return out, manifest
+
+
+@pytest.fixture
+def world_copy(tiny_world, tmp_path):
+    """A private, writable copy of the tiny world."""
+    src, manifest = tiny_world
+    dst = tmp_path / "world"
+    shutil.copytree(src, dst)
+    return dst, manifest

@@ -1,0 +1,106 @@
+"""The TFDS builder on a tiny synthetic tree: what goes in is what comes out."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from configs import ucf_crime2local as data_config
+from ppvad_jax.data import prepare, ucf_layout, video_io
+
+
+def expected_labels(root, name, num_frames):
+    """Per-frame labels read straight from the annotation text, independently of vatic.py."""
+    if ucf_layout.video_class(name) == "Normal":
+        return np.zeros(num_frames, int)
+    lines = (root / ucf_layout.ANNOTATIONS_DIR / f"{name}.txt").read_text().splitlines()
+    fields = [line.split() for line in lines if line.strip()]
+    frames = [int(f[5]) for f in fields]
+    base = 0 if min(frames) == 0 else (1 if max(frames) == num_frames else 0)
+    labels = np.ones(num_frames, int)
+    for f in fields:
+        if f[6] == "0":
+            labels[int(f[5]) - base] = 2
+    return labels
+
+
+def expected_indices(labels, strides=(3, 10, 10)):
+    kept = []
+    for t, label in enumerate(labels):
+        start = t
+        while start > 0 and labels[start - 1] == label:
+            start -= 1
+        if (t - start) % strides[label] == 0:
+            kept.append(t)
+    return kept
+
+
+@pytest.fixture(scope="module")
+def built(tiny_world, tmp_path_factory):
+    root, manifest = tiny_world
+    config = data_config.get_config("runlocal")
+    data_dir = tmp_path_factory.mktemp("tfds")
+    summary = prepare.prepare(manual_dir=root, data_dir=data_dir, config=config, num_workers=2)
+    return root, manifest, config, data_dir, summary
+
+
+def test_round_trip(built):
+    root, manifest, config, _, summary = built
+    assert summary["skipped"] == [] and summary["warnings"] == []
+    by_split = {}
+    for split in ("train", "validation", "test"):
+        source = prepare.load_split(summary["dataset_dir"], split)
+        by_split[split] = {}
+        for i in range(len(source)):
+            ex = source[i]
+            by_split[split].setdefault(ex["video_name"].decode(), []).append(ex)
+    train = ucf_layout.read_split_file(root / ucf_layout.TRAIN_SPLIT)
+    test = ucf_layout.read_split_file(root / ucf_layout.TEST_SPLIT)
+    assert sorted(by_split["train"]) == sorted(train)
+    assert sorted(by_split["validation"]) + sorted(by_split["test"]) != []
+    assert sorted(list(by_split["validation"]) + list(by_split["test"])) == sorted(test)
+    videos = ucf_layout.find_videos(root)
+    for split, per_video in by_split.items():
+        frames_total = {name: 0 for name in ucf_layout.LABEL_NAMES}
+        for name, examples in per_video.items():
+            examples.sort(key=lambda e: e["frame_index"])
+            n = video_io.video_properties(videos[name])["frame_count"]
+            labels = expected_labels(root, name, n)
+            indices = expected_indices(labels)
+            assert [int(e["frame_index"]) for e in examples] == indices, name
+            assert [int(e["label"]) for e in examples] == [int(labels[i]) for i in indices]
+            assert [int(e["prev_frame_index"]) for e in examples] == [indices[0]] + indices[:-1]
+            for e in examples:
+                frames_total[ucf_layout.LABEL_NAMES[int(e["label"])]] += 1
+                assert ucf_layout.CLASSES[int(e["video_class"])] == ucf_layout.video_class(name)
+            # Pixels: the stored frame is the decoded frame, area-resized.
+            k = len(examples) // 2
+            decoded = dict(video_io.read_frames(videos[name], [indices[k - 1], indices[k]]))
+            want = cv2.resize(
+                decoded[indices[k]], (config.width, config.height), interpolation=cv2.INTER_AREA
+            )
+            np.testing.assert_array_equal(examples[k]["frame"], want)
+            np.testing.assert_array_equal(examples[k]["prev_frame"], examples[k - 1]["frame"])
+            assert examples[k]["frame"].shape == (config.height, config.width, 3)
+        assert summary["frames"][split] == frames_total
+        assert summary["videos"][split] == len(per_video)
+
+
+def test_second_prepare_reuses_the_dataset(built):
+    root, _, config, data_dir, summary = built
+    again = prepare.prepare(manual_dir=root, data_dir=data_dir, config=config)
+    assert again["reused"] is True
+    assert again["frames"] == summary["frames"]
+    saved = json.loads((prepare.pathlib.Path(summary["dataset_dir"]) / prepare.SUMMARY_FILE).read_text())
+    assert saved["videos"] == summary["videos"]
+
+
+def test_custom_rates_get_their_own_config(tiny_world, tmp_path):
+    root, _ = tiny_world
+    config = data_config.get_config("runlocal")
+    config.fps_normal, config.fps_soft, config.fps_hard = 30.0, 30.0, 30.0
+    summary = prepare.prepare(manual_dir=root, data_dir=tmp_path, config=config)
+    assert "fps30-30-30" in summary["config"]
+    total = sum(sum(f.values()) for f in summary["frames"].values())
+    assert total == 8 * 60  # every frame of every video kept

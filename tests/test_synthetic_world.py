@@ -1,0 +1,80 @@
+"""The synthetic world: layout, determinism, annotations, and 'learnable but not trivial'."""
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from ppvad_jax.data import ucf_layout, vatic, video_io
+from ppvad_jax.data.synthetic import world
+from tests.conftest import TINY
+
+
+def test_layout_matches_ucfcrime2local(tiny_world):
+    root, manifest = tiny_world
+    train = ucf_layout.read_split_file(root / ucf_layout.TRAIN_SPLIT)
+    test = ucf_layout.read_split_file(root / ucf_layout.TEST_SPLIT)
+    names = [v["name"] for v in manifest["videos"]]
+    assert sorted(train + test) == sorted(names)
+    assert {ucf_layout.video_class(n) == "Normal" for n in test} == {True, False}  # both kinds in test
+    found = ucf_layout.find_videos(root)
+    assert sorted(found) == sorted(names)
+    for video in manifest["videos"]:
+        path = found[video["name"]]
+        assert path.parent.name == video["class"] and path.name.endswith("_x264.avi")
+        props = video_io.video_properties(path)
+        assert (props["width"], props["height"], props["fps"]) == (320, 240, 30.0)
+        assert props["frame_count"] == int(TINY.seconds * 30)
+        annotation = root / ucf_layout.ANNOTATIONS_DIR / f"{video['name']}.txt"
+        assert annotation.exists() == (video["class"] != "Normal")
+
+
+def test_annotations_mark_the_anomaly_as_hard_with_either_frame_base(tiny_world):
+    root, manifest = tiny_world
+    anomalous = [v for v in manifest["videos"] if v["class"] != "Normal"]
+    assert anomalous
+    for video in anomalous:
+        rows = vatic.parse_file(root / ucf_layout.ANNOTATIONS_DIR / f"{video['name']}.txt")
+        assert all(r.label == "Person" and len(r.attributes) == 1 for r in rows)
+        n = video["frames"]
+        labelled = vatic.anomalous_video_labels(rows, num_frames=n)
+        assert labelled.frame_base == video["frame_base"]  # the auto rule finds what was written
+        hard = np.flatnonzero(labelled.labels == ucf_layout.HARD)
+        assert 0 < hard.size < n  # a hard anomaly with soft frames around it
+        assert hard[0] > 0 and (labelled.labels == ucf_layout.SOFT).any()
+
+
+def test_same_seed_same_world_other_seed_other_world(tmp_path, tiny_world):
+    root, manifest = tiny_world
+    params = world.WorldParams(**{**TINY.__dict__, "num_videos": 3})
+    a = world.generate_world(tmp_path / "a", params)
+    b = world.generate_world(tmp_path / "b", params, num_workers=2)  # parallel: same world
+    world.generate_world(tmp_path / "c", world.WorldParams(**{**params.__dict__, "seed": 99}))
+    assert a["videos"] == b["videos"]
+    name = a["videos"][2]["name"]  # an anomalous one
+    ann = ucf_layout.ANNOTATIONS_DIR / f"{name}.txt"
+    assert (tmp_path / "a" / ann).read_text() == (tmp_path / "b" / ann).read_text()
+    assert (tmp_path / "a" / ann).read_text() != (tmp_path / "c" / ann).read_text()
+    path = a["videos"][0]["path"]
+    frames_a = np.stack([f for _, f in video_io.read_frames(tmp_path / "a" / path)])
+    frames_b = np.stack([f for _, f in video_io.read_frames(tmp_path / "b" / path)])
+    frames_c = np.stack([f for _, f in video_io.read_frames(tmp_path / "c" / path)])
+    np.testing.assert_array_equal(frames_a, frames_b)  # FFV1 is lossless: bit-exact
+    assert np.abs(frames_a.astype(int) - frames_c).mean() > 5
+
+
+def test_total_motion_alone_does_not_separate_anomalies(tmp_path):
+    """A frame classifier that only sees total motion must not reach AUC 1.0."""
+    params = world.WorldParams(num_videos=14, seed=0, seconds=3.0, crowd=2)
+    manifest = world.generate_world(tmp_path, params)
+    scores, targets = [], []
+    for video in manifest["videos"]:
+        frames = np.stack([f for _, f in video_io.read_frames(tmp_path / video["path"])]).astype(np.float32)
+        motion = np.r_[0.0, np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))]
+        labels = np.zeros(len(frames), int)
+        if video["class"] != "Normal":
+            rows = vatic.parse_file(tmp_path / ucf_layout.ANNOTATIONS_DIR / f"{video['name']}.txt")
+            labels = vatic.anomalous_video_labels(rows, num_frames=len(frames)).labels
+        keep = labels != ucf_layout.SOFT  # hard anomalies vs normal frames
+        scores.append(motion[keep][1:])
+        targets.append((labels[keep] == ucf_layout.HARD)[1:])
+    auc = roc_auc_score(np.concatenate(targets), np.concatenate(scores))
+    assert auc < 0.95, auc

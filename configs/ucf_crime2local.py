@@ -23,6 +23,10 @@ def get_config(arg=None):
     config.fps_normal = 10.0  # frames per second kept from normal segments
     config.fps_soft = 3.0  # ... from soft-anomaly segments
     config.fps_hard = 3.0  # ... from hard-anomaly segments
+    # Optical flow's previous frame: 1/prev_frame_fps s earlier (a 10 FPS camera), whatever
+    # the label. 0 = the previously *sampled* frame, the paper's literal reading, which leaks
+    # the label (the gap is 10 frames in anomalies, 3 elsewhere); see BUILD_NOTES.md.
+    config.prev_frame_fps = 10.0
     config.frame_base = "auto"  # Vatic frame numbering: "auto", "0" or "1"
     config.split_seed = 0  # seed of the stratified validation/test halving
     config.num_workers = 2  # decoding processes

@@ -25,6 +25,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 
 def main(argv):
     del argv
+    prepare.quiet_tfds()
     config = _CONFIG.value
     try:
         summary = prepare.prepare(

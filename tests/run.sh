@@ -3,18 +3,9 @@
 #   bash tests/run.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-# Reinstall only when the requirement files changed (a stamp holds their hash).
-stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-  echo "$want" > "$stamp"
-fi
+bash launch/setup_venv.sh requirements.txt requirements-dev.txt
 .venv/bin/ruff check --config tests/ruff.toml .
 .venv/bin/ruff format --check --config tests/ruff.toml .
+# Two pytest workers for CI's two cores; each test file stays on one worker so
+# its module fixtures are built once.
 exec .venv/bin/python -m pytest -n 2 --dist loadfile -q "$@" tests

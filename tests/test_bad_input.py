@@ -90,6 +90,7 @@ def test_truncated_video_is_kept_with_a_warning(tmp_path):
         height=48,
         width=64,
         fps_by_label=(30.0, 30.0, 30.0),
+        prev_frame_fps=10.0,
         frame_base="auto",
         spill_dir=str(tmp_path),
     )

@@ -70,18 +70,20 @@ def test_round_trip(built):
             indices = expected_indices(labels)
             assert [int(e["frame_index"]) for e in examples] == indices, name
             assert [int(e["label"]) for e in examples] == [int(labels[i]) for i in indices]
-            assert [int(e["prev_frame_index"]) for e in examples] == [indices[0]] + indices[:-1]
+            # The flow's previous frame is 1/10 s (3 frames) earlier, whatever the label.
+            assert [int(e["prev_frame_index"]) for e in examples] == [max(i - 3, 0) for i in indices]
             for e in examples:
                 frames_total[ucf_layout.LABEL_NAMES[int(e["label"])]] += 1
                 assert ucf_layout.CLASSES[int(e["video_class"])] == ucf_layout.video_class(name)
             # Pixels: the stored frame is the decoded frame, area-resized.
             k = len(examples) // 2
-            decoded = dict(video_io.read_frames(videos[name], [indices[k - 1], indices[k]]))
-            want = cv2.resize(
-                decoded[indices[k]], (config.width, config.height), interpolation=cv2.INTER_AREA
-            )
+            prev = max(indices[k] - 3, 0)
+            decoded = dict(video_io.read_frames(videos[name], sorted({prev, indices[k]})))
+            size = (config.width, config.height)
+            want = cv2.resize(decoded[indices[k]], size, interpolation=cv2.INTER_AREA)
+            want_prev = cv2.resize(decoded[prev], size, interpolation=cv2.INTER_AREA)
             np.testing.assert_array_equal(examples[k]["frame"], want)
-            np.testing.assert_array_equal(examples[k]["prev_frame"], examples[k - 1]["frame"])
+            np.testing.assert_array_equal(examples[k]["prev_frame"], want_prev)
             assert examples[k]["frame"].shape == (config.height, config.width, 3)
         assert summary["frames"][split] == frames_total
         assert summary["videos"][split] == len(per_video)
@@ -99,8 +101,17 @@ def test_second_prepare_reuses_the_dataset(built):
 def test_custom_rates_get_their_own_config(tiny_world, tmp_path):
     root, _ = tiny_world
     config = data_config.get_config("runlocal")
-    config.fps_normal, config.fps_soft, config.fps_hard = 30.0, 30.0, 30.0
+    config.fps_normal, config.fps_soft, config.fps_hard = 30.0, 15.0, 15.0
+    config.prev_frame_fps = 0.0  # the paper's literal "previous sampled frame"
     summary = prepare.prepare(manual_dir=root, data_dir=tmp_path, config=config)
-    assert "fps30-30-30" in summary["config"]
-    total = sum(sum(f.values()) for f in summary["frames"].values())
-    assert total == 8 * 60  # every frame of every video kept
+    assert "fps30-15-15_prev0" in summary["config"]
+    source = prepare.load_split(summary["dataset_dir"], "train")
+    examples = sorted(
+        (source[i] for i in range(len(source))), key=lambda e: (e["video_name"], e["frame_index"])
+    )
+    for a, b in zip(examples, examples[1:], strict=False):
+        if a["video_name"] == b["video_name"]:
+            assert b["prev_frame_index"] == a["frame_index"]
+            np.testing.assert_array_equal(b["prev_frame"], a["frame"])
+    normal = [e for e in examples if e["video_class"] == 0]
+    assert len(normal) == 60 * len({e["video_name"] for e in normal})  # every frame kept at 30 FPS

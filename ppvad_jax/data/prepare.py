@@ -1,5 +1,6 @@
 """Builds the ucf_crime2local dataset and reports what happened."""
 
+import contextlib
 import json
 import pathlib
 import shutil
@@ -7,6 +8,7 @@ import time
 import uuid
 
 import tensorflow_datasets as tfds
+from absl import logging
 
 from ppvad_jax.data import ucf_crime2local
 
@@ -21,6 +23,7 @@ def builder_for(*, data_dir, config, num_workers=0):
         fps_normal=config["fps_normal"],
         fps_soft=config["fps_soft"],
         fps_hard=config["fps_hard"],
+        prev_frame_fps=config["prev_frame_fps"],
         frame_base=config["frame_base"],
         split_seed=config["split_seed"],
     )
@@ -58,7 +61,10 @@ def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
         builder = builder_for(data_dir=staging, config=config, num_workers=num_workers)
     start = time.perf_counter()
     try:
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+        with contextlib.closing(builder):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+            )
         if staging is not None:  # swap the new build in, then drop the old one
             old = final_dir.with_name(final_dir.name + ".old")
             final_dir.rename(old)
@@ -77,6 +83,12 @@ def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
     (final_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     summary["reused"] = False
     return summary
+
+
+def quiet_tfds():
+    """Hides TFDS's own progress bars and INFO logs; our progress bar and summary remain."""
+    tfds.disable_progress_bar()
+    logging.set_verbosity(logging.WARNING)
 
 
 def load_split(dataset_dir, split):

@@ -1,9 +1,10 @@
 """TFDS builder for UCF-Crime + UCFCrime2Local, with no TensorFlow.
 
-Examples are single sampled frames with their previous sampled frame (for
-optical flow) and a per-frame label (normal / soft / hard anomaly), written as
-array_record files and read back with ``tfds`` data sources (random access,
-which Poisson sampling needs). Only Tensor / ClassLabel / Scalar / Text features
+Examples are single sampled frames with a previous frame (for optical flow;
+by default 1/10 s earlier, see ``video_examples.previous_frames``) and a
+per-frame label (normal / soft / hard anomaly), written as array_record files
+and read back with ``tfds`` data sources (random access, which Poisson
+sampling needs). Only Tensor / ClassLabel / Scalar / Text features
 are used: Image and Video features would need TensorFlow.
 
 The synthetic world (``launch.make_synthetic``) is one valid ``manual_dir``.
@@ -40,6 +41,7 @@ class UcfCrime2LocalConfig(tfds.core.BuilderConfig):
     fps_normal: float = 10.0
     fps_soft: float = 3.0
     fps_hard: float = 3.0
+    prev_frame_fps: float = 10.0  # flow's previous frame: see video_examples.previous_frames
     frame_base: str = "auto"  # "auto", "0" or "1": see ppvad_jax.data.vatic
     split_seed: int = 0
 
@@ -53,7 +55,7 @@ RUNLOCAL = UcfCrime2LocalConfig(
 )
 
 
-def make_config(*, height, width, fps_normal, fps_soft, fps_hard, frame_base, split_seed):
+def make_config(*, height, width, fps_normal, fps_soft, fps_hard, prev_frame_fps, frame_base, split_seed):
     """A predefined config when the values match one, else a custom one named by its values."""
     values = dict(
         height=height,
@@ -61,13 +63,17 @@ def make_config(*, height, width, fps_normal, fps_soft, fps_hard, frame_base, sp
         fps_normal=float(fps_normal),
         fps_soft=float(fps_soft),
         fps_hard=float(fps_hard),
+        prev_frame_fps=float(prev_frame_fps),
         frame_base=str(frame_base),
         split_seed=int(split_seed),
     )
     for config in (PAPER, RUNLOCAL):
         if all(getattr(config, k) == v for k, v in values.items()):
             return config
-    name = f"h{height}w{width}_fps{fps_normal:g}-{fps_soft:g}-{fps_hard:g}_base{frame_base}_seed{split_seed}"
+    name = (
+        f"h{height}w{width}_fps{fps_normal:g}-{fps_soft:g}-{fps_hard:g}"
+        f"_prev{prev_frame_fps:g}_base{frame_base}_seed{split_seed}"
+    )
     return UcfCrime2LocalConfig(name=name.replace(".", "p"), **values)
 
 
@@ -97,9 +103,14 @@ class UcfCrime2Local(tfds.core.GeneratorBasedBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = ucf_layout.DOWNLOAD_INSTRUCTIONS
 
     def __init__(self, *, num_workers=0, **kwargs):
-        """``num_workers`` processes decode videos in parallel (0: in this process)."""
+        """``num_workers`` processes decode videos in parallel (0: in this process).
+
+        The worker pool starts on first use and is kept for every split (a
+        spawned worker costs about a second to start); ``close()`` stops it.
+        """
         super().__init__(**kwargs)
         self._num_workers = num_workers
+        self._pool = None
         self._spill_root = kwargs.get("data_dir")
         self.summary = BuildSummary()
 
@@ -110,8 +121,12 @@ class UcfCrime2Local(tfds.core.GeneratorBasedBuilder):
             description=__doc__.split("\n\n")[0],
             features=tfds.features.FeaturesDict(
                 {
-                    "frame": tfds.features.Tensor(shape=shape, dtype=np.uint8),
-                    "prev_frame": tfds.features.Tensor(shape=shape, dtype=np.uint8),
+                    "frame": tfds.features.Tensor(
+                        shape=shape, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES
+                    ),
+                    "prev_frame": tfds.features.Tensor(
+                        shape=shape, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES
+                    ),
                     "label": tfds.features.ClassLabel(names=ucf_layout.LABEL_NAMES),
                     "video_name": tfds.features.Text(),
                     "video_class": tfds.features.ClassLabel(names=ucf_layout.CLASSES),
@@ -160,6 +175,7 @@ class UcfCrime2Local(tfds.core.GeneratorBasedBuilder):
                     height=config.height,
                     width=config.width,
                     fps_by_label=config.fps_by_label(),
+                    prev_frame_fps=config.prev_frame_fps,
                     frame_base=frame_base,
                     spill_dir="",  # set when the split is generated
                 )
@@ -172,7 +188,10 @@ class UcfCrime2Local(tfds.core.GeneratorBasedBuilder):
         with tempfile.TemporaryDirectory(prefix="spill-", dir=spill_root) as spill_dir:
             tasks = [dataclasses.replace(t, spill_dir=spill_dir) for t in tasks]
             progress = tqdm.tqdm(total=len(tasks), desc=f"{split}: videos", unit="video")
-            for result in map_videos(tasks, self._num_workers):
+            if self._num_workers > 0 and self._pool is None:
+                context = multiprocessing.get_context("spawn")
+                self._pool = concurrent.futures.ProcessPoolExecutor(self._num_workers, mp_context=context)
+            for result in map_videos(tasks, self._pool, in_flight=2 * self._num_workers):
                 progress.update(1)
                 yield from self._examples(split, result)
             progress.close()
@@ -186,6 +205,12 @@ class UcfCrime2Local(tfds.core.GeneratorBasedBuilder):
                 f"split {split!r} has no usable video. Skipped:\n  " + "\n  ".join(reasons)
             )
 
+    def close(self):
+        """Stops the worker processes, if any."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def _examples(self, split, result):
         if result.error is not None:
             self.summary.skipped.append({"split": split, "name": result.name, "reason": result.error})
@@ -197,19 +222,21 @@ class UcfCrime2Local(tfds.core.GeneratorBasedBuilder):
         ]
         self.summary.frame_base[result.name] = f"{result.frame_base} ({result.frame_base_rule})"
         frames = result.frames(config.height, config.width)
+        position = dict(zip(result.decoded_indices.tolist(), range(len(result.decoded_indices)), strict=True))
         try:
-            for i, (index, label) in enumerate(zip(result.frame_indices, result.labels, strict=True)):
-                prev = max(i - 1, 0)
+            for index, prev, label in zip(
+                result.frame_indices, result.prev_indices, result.labels, strict=True
+            ):
                 yield (
                     f"{result.name}/{index:07d}",
                     {
-                        "frame": np.asarray(frames[i]),
-                        "prev_frame": np.asarray(frames[prev]),
+                        "frame": np.asarray(frames[position[index]]),
+                        "prev_frame": np.asarray(frames[position[prev]]),
                         "label": int(label),
                         "video_name": result.name,
                         "video_class": result.video_class,
                         "frame_index": int(index),
-                        "prev_frame_index": int(result.frame_indices[prev]),
+                        "prev_frame_index": int(prev),
                     },
                 )
                 self.summary.frames[split][ucf_layout.LABEL_NAMES[label]] += 1
@@ -232,27 +259,26 @@ def read_splits(manual_dir):
     )
 
 
-def map_videos(tasks, num_workers):
+def map_videos(tasks, pool=None, *, in_flight=4):
     """Yields ``process_video(task)`` for every task, in completion order.
 
-    At most ``2 * num_workers`` videos are in flight, so spill files on disk
-    stay bounded too. Workers are spawned, not forked: the parent may already
-    hold JAX or OpenCV threads, which do not survive a fork.
+    With a process pool, at most ``in_flight`` videos are submitted at once,
+    so spill files on disk stay bounded too. Workers must be spawned, not
+    forked: the parent may already hold JAX or OpenCV threads, which do not
+    survive a fork. Without a pool, videos are processed here, one by one.
     """
-    if num_workers <= 0:
+    if pool is None:
         yield from map(video_examples.process_video, tasks)
         return
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context) as pool:
-        pending = set()
-        queue = iter(tasks)
-        while True:
-            for task in queue:
-                pending.add(pool.submit(video_examples.process_video, task))
-                if len(pending) >= 2 * num_workers:
-                    break
-            if not pending:
-                return
-            done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+    pending = set()
+    queue = iter(tasks)
+    while True:
+        for task in queue:
+            pending.add(pool.submit(video_examples.process_video, task))
+            if len(pending) >= in_flight:
+                break
+        if not pending:
+            return
+        done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in done:
+            yield future.result()

@@ -1,1 +1,1 @@
-"""ppvad_jax.models (filled in by later issues)."""
+"""Models. A model knows nothing of how it is trained (no DP, no optimizer here)."""

@@ -1,1 +1,2 @@
-"""ppvad_jax.privacy (filled in by later issues)."""
+"""Differential privacy for any loss: batch selection, per-example clipping,
+Gaussian noise, accounting. Never imports training, serving or launch."""

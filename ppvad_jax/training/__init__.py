@@ -1,1 +1,1 @@
-"""ppvad_jax.training (filled in by later issues)."""
+"""Trainers: pure jitted steps over frozen states, orbax checkpoints, resumable."""

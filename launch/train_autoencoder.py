@@ -1,0 +1,46 @@
+"""Trains the autoencoder (plain Adam, DP-SGD, DP-Adam or DP-Adagrad).
+
+  python -m launch.train_autoencoder --config=configs/autoencoder.py:optimizer=dpadam,runlocal=True \
+      --config.data.dataset_dir=runs/demo/data/ucf_crime2local/runlocal/1.0.0 --workdir=runs/ae
+
+Rerunning with the same workdir resumes from the last checkpoint. Multi-host:
+add --jax_distributed on every host (jax.distributed.initialize reads the
+cluster from the environment).
+"""
+
+import json
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from ppvad_jax.training import autoencoder
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and outputs go.", required=True)
+_DISTRIBUTED = flags.DEFINE_bool("jax_distributed", False, "Call jax.distributed.initialize() first.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/autoencoder.py", "Config file.", lock_config=True
+)
+
+
+def main(argv):
+    del argv
+    if _DISTRIBUTED.value:
+        jax.distributed.initialize()
+    metrics = autoencoder.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    keys = (
+        "optimizer",
+        "mse",
+        "psnr",
+        "ssim",
+        "epsilon_rdp",
+        "epsilon_pld",
+        "delta",
+        "steps",
+        "stopped_because",
+    )
+    print(json.dumps({k: metrics.get(k) for k in keys}, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)

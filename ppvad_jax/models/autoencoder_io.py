@@ -1,0 +1,71 @@
+"""Export and load the two halves of the autoencoder separately.
+
+The camera gets ``encoder.msgpack``, the server ``decoder.msgpack``; ``spec.json``
+says the input and latent shapes. Neither side needs the other's weights.
+"""
+
+import json
+import pathlib
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+
+from ppvad_jax.models import autoencoder
+
+
+def export(out_dir, params, *, height, width, features=autoencoder.ENCODER_FEATURES):
+    """Writes ``encoder.msgpack``, ``decoder.msgpack`` and ``spec.json`` under ``out_dir``."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = jax.device_get(params)
+    for half in ("encoder", "decoder"):
+        tmp = out_dir / f"{half}.msgpack.partial"
+        tmp.write_bytes(flax.serialization.to_bytes(params[half]))
+        tmp.replace(out_dir / f"{half}.msgpack")
+    down = autoencoder.DOWNSAMPLE
+    spec = {
+        "frame_shape": [height, width, 3],
+        "latent_shape": [height // down, width // down, features[-1]],
+        "encoder_features": list(features),
+        "frame_range": "float32 in [0, 1] (uint8 / 255)",
+    }
+    (out_dir / "spec.json").write_text(json.dumps(spec, indent=2))
+    return out_dir
+
+
+def _spec(export_dir):
+    path = pathlib.Path(export_dir) / "spec.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: train an autoencoder (python -m launch.train_autoencoder)"
+        )
+    return json.loads(path.read_text())
+
+
+def _load(path, module, example):
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: train an autoencoder (python -m launch.train_autoencoder)"
+        )
+    template = module.init(jax.random.key(0), example)["params"]
+    return jax.device_put(flax.serialization.from_bytes(template, path.read_bytes()))
+
+
+def load_encoder(export_dir):
+    """``(encode_fn, spec)``: ``encode_fn(frames float [N, H, W, 3]) -> latent``, jitted."""
+    spec = _spec(export_dir)
+    module = autoencoder.Encoder(features=tuple(spec["encoder_features"]))
+    params = _load(pathlib.Path(export_dir) / "encoder.msgpack", module, jnp.zeros((1, *spec["frame_shape"])))
+    return jax.jit(lambda frames: module.apply({"params": params}, frames)), spec
+
+
+def load_decoder(export_dir):
+    """``(decode_fn, spec)``: ``decode_fn(latent [N, h, w, 16]) -> frames in [0, 1]``, jitted."""
+    spec = _spec(export_dir)
+    module = autoencoder.Decoder(features=tuple(reversed(spec["encoder_features"])))
+    params = _load(
+        pathlib.Path(export_dir) / "decoder.msgpack", module, jnp.zeros((1, *spec["latent_shape"]))
+    )
+    return jax.jit(lambda latent: module.apply({"params": params}, latent)), spec

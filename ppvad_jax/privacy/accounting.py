@@ -1,0 +1,171 @@
+"""Privacy accounting with Google's ``dp_accounting``: RDP and PLD, and calibration.
+
+The mechanism accounted for is what the trainer does: every step samples each
+unit (a frame, or a whole video) independently with probability q (Poisson
+sampling), clips each unit's gradient to C and adds Gaussian noise of standard
+deviation sigma * C to the sum: ``PoissonSampled(q, Gaussian(sigma))``, composed
+over the steps. Adjacency: add or remove one unit.
+
+Two accountants, both reported:
+- RDP over a wide order grid (1.01 to 1024, including every integer to 64 and
+  TF Privacy's default orders, so it is never worse than TF Privacy's number);
+  at sigma <= 0.3 the optimal order sits at the bottom of the grid.
+- PLD (privacy loss distributions), tighter; the headline number. Its
+  discretization interval scales with epsilon (1e-5 of the RDP epsilon, at
+  least 1e-4), a relative error below 1e-4 that keeps sigma = 0.1 runs at a
+  fraction of a second instead of a minute. The estimate is pessimistic: an
+  upper bound.
+"""
+
+import dataclasses
+import math
+
+import dp_accounting
+import numpy as np
+from absl import logging
+
+RDP_ORDERS = tuple(
+    sorted(
+        set(
+            np.round(
+                np.concatenate(
+                    [
+                        np.linspace(1.01, 1.99, 50),
+                        [1 + x / 10.0 for x in range(1, 100)],
+                        np.arange(2, 65),
+                        np.arange(64, 256, 4),
+                        np.geomspace(256, 1024, 9),
+                    ]
+                ),
+                6,
+            ).tolist()
+        )
+    )
+)
+PLD_MIN_DISCRETIZATION = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class DpParams:
+    """What determines epsilon. ``steps`` counts noisy updates."""
+
+    noise_multiplier: float
+    sampling_rate: float
+    steps: int
+    delta: float
+
+    def __post_init__(self):
+        if not 0 < self.sampling_rate <= 1:
+            raise ValueError(f"sampling_rate must be in (0, 1], got {self.sampling_rate}")
+        if self.noise_multiplier < 0:
+            raise ValueError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {self.delta}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+
+
+def dp_event(params):
+    return dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(
+            params.sampling_rate, dp_accounting.GaussianDpEvent(params.noise_multiplier)
+        ),
+        params.steps,
+    )
+
+
+def epsilon_rdp(params):
+    """``(epsilon, optimal order)`` from the RDP accountant; inf when sigma is 0."""
+    if params.steps == 0:
+        return 0.0, None
+    if params.noise_multiplier == 0:
+        return math.inf, None
+    accountant = dp_accounting.rdp.RdpAccountant(list(RDP_ORDERS))
+    accountant.compose(dp_event(params))
+    # dp_accounting logs a warning for every fractional order whose series does not converge
+    # (it then skips that order, which only loosens the bound); keep the console readable.
+    level = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        eps, order = accountant.get_epsilon_and_optimal_order(params.delta)
+    finally:
+        logging.set_verbosity(level)
+    return float(eps), float(order)
+
+
+def pld_discretization(params):
+    """The PLD discretization interval used for these parameters (see module docstring)."""
+    eps_rdp, _ = epsilon_rdp(params)
+    return float(min(max(eps_rdp * 1e-5, PLD_MIN_DISCRETIZATION), 1.0))
+
+
+def epsilon_pld(params, *, discretization=None):
+    """Epsilon from the PLD accountant; inf when sigma is 0."""
+    if params.steps == 0:
+        return 0.0
+    if params.noise_multiplier == 0:
+        return math.inf
+    discretization = pld_discretization(params) if discretization is None else discretization
+    accountant = dp_accounting.pld.PLDAccountant(value_discretization_interval=discretization)
+    accountant.compose(dp_event(params))
+    return float(accountant.get_epsilon(params.delta))
+
+
+def report(params, *, unit="frame", sampling="poisson", pld=True):
+    """Everything a result should carry next to its epsilon, as a JSON-able dict."""
+    eps_rdp, order = epsilon_rdp(params)
+    finite = pld and params.noise_multiplier > 0 and params.steps > 0
+    out = {
+        "epsilon_rdp": eps_rdp,
+        "rdp_order": order,
+        "epsilon_pld": epsilon_pld(params) if pld else None,
+        "pld_discretization": pld_discretization(params) if finite else None,
+        "delta": params.delta,
+        "noise_multiplier": params.noise_multiplier,
+        "sampling_rate": params.sampling_rate,
+        "steps": params.steps,
+        "sampling": sampling,
+        "unit_of_privacy": unit,
+        "accountants": "dp_accounting: RDP (orders 1.01-1024) and PLD (pessimistic), "
+        "Poisson-subsampled Gaussian, add/remove adjacency",
+    }
+    return out
+
+
+def default_delta(num_units):
+    """A delta below 1/N: 10^-k with 10^k > N (at most 1e-5)."""
+    return min(1e-5, 10.0 ** -math.ceil(math.log10(max(num_units, 2)) + 0.0001))
+
+
+def calibrate_noise_multiplier(*, target_epsilon, sampling_rate, steps, delta, accountant="pld", tol=1e-3):
+    """Smallest noise multiplier whose epsilon is at most ``target_epsilon``.
+
+    Args:
+      accountant: "pld" (default, tighter) or "rdp".
+    """
+    if target_epsilon <= 0:
+        raise ValueError(f"target_epsilon must be > 0, got {target_epsilon}")
+    if accountant == "pld":
+
+        def make_accountant():
+            return dp_accounting.pld.PLDAccountant(value_discretization_interval=PLD_MIN_DISCRETIZATION)
+    elif accountant == "rdp":
+
+        def make_accountant():
+            return dp_accounting.rdp.RdpAccountant(list(RDP_ORDERS))
+    else:
+        raise ValueError(f"accountant must be 'pld' or 'rdp', got {accountant!r}")
+
+    def make_event(sigma):
+        return dp_event(DpParams(sigma, sampling_rate, steps, delta))
+
+    return float(
+        dp_accounting.calibrate_dp_mechanism(
+            make_accountant,
+            make_event,
+            target_epsilon,
+            delta,
+            dp_accounting.LowerEndpointAndGuess(0.0, 1.0),
+            tol=tol,
+        )
+    )

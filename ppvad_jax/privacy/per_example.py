@@ -1,0 +1,190 @@
+"""Per-example gradients of convolutional nets at the cost of one batched backward pass.
+
+``jax.vmap(jax.grad(...))`` is the reference, but on XLA's CPU backend the
+per-example kernel gradients it produces lower to grouped convolutions that are
+pathologically slow: on the paper's autoencoder at 120x160, batch 8, the vmap
+path measured 18.9 s against 2.5 s for the plain batched gradient.
+
+This module computes the same numbers layer by layer. One batched forward and
+one batched backward pass, differentiated only with respect to zero "probes"
+added to each layer's output, give every layer's input ``x`` and output
+gradient ``g`` for every example (examples never interact: no BatchNorm). A
+layer's per-example kernel gradient is then, for each kernel tap, one batched
+matrix product of the shifted input window with ``g``: the same multiply-adds
+as the batched weight gradient, with no grouped convolution and no
+materialised im2col patches.
+
+Supported layers: ``flax.linen.Conv`` (any stride, "SAME" or "VALID", no
+dilation or groups), ``flax.linen.Dense`` and ``models.PhaseConvTranspose``.
+A model with parameters outside those layers is rejected with a clear error,
+so a new layer can never be silently left unclipped; use the vmap method there.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ppvad_jax.models.phase_conv_transpose import PhaseConvTranspose, _phase_taps
+
+SUPPORTED = (nn.Conv, nn.Dense, PhaseConvTranspose)
+
+
+def _window(x, dh, dw, out_h, out_w, stride):
+    """x[:, dh + stride*i, dw + stride*j] for i < out_h, j < out_w (x already padded)."""
+    return lax.slice(
+        x,
+        (0, dh, dw, 0),
+        (x.shape[0], dh + stride * (out_h - 1) + 1, dw + stride * (out_w - 1) + 1, x.shape[3]),
+        (1, stride, stride, 1),
+    )
+
+
+def _conv_padding(size, kernel, stride, out, padding):
+    if padding == "VALID":
+        return 0, 0
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv_grads(module, x, g):
+    """Per-example grads of an nn.Conv: kernel [B, kh, kw, Cin, Cout], bias [B, Cout]."""
+    kh, kw = module.kernel_size
+    strides = module.strides or (1, 1)
+    strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+    if strides[0] != strides[1] or module.feature_group_count != 1 or module.padding not in ("SAME", "VALID"):
+        raise NotImplementedError(f"layerwise per-example grads: unsupported conv {module.path}")
+    if (module.kernel_dilation or 1) not in (1, (1, 1)) or (module.input_dilation or 1) not in (1, (1, 1)):
+        raise NotImplementedError(f"layerwise per-example grads: dilated conv {module.path}")
+    s = strides[0]
+    out_h, out_w = g.shape[1], g.shape[2]
+    ph = _conv_padding(x.shape[1], kh, s, out_h, module.padding)
+    pw = _conv_padding(x.shape[2], kw, s, out_w, module.padding)
+    xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
+    taps = [
+        [jnp.einsum("bhwi,bhwo->bio", _window(xp, dh, dw, out_h, out_w, s), g) for dw in range(kw)]
+        for dh in range(kh)
+    ]
+    grads = {"kernel": jnp.stack([jnp.stack(row, axis=1) for row in taps], axis=1)}
+    if module.use_bias:
+        grads["bias"] = g.sum(axis=(1, 2))
+    return grads
+
+
+def _phase_conv_transpose_grads(module, x, g):
+    """Per-example grads of a PhaseConvTranspose, tap by tap (each tap is in one phase)."""
+    kh, kw = module.kernel_size
+    s = module.stride
+    h, w = x.shape[1], x.shape[2]
+    rows = [[None] * kw for _ in range(kh)]
+    for ph in range(s):
+        taps_h, offs_h = _phase_taps(kh, s, ph)
+        for pw in range(s):
+            taps_w, offs_w = _phase_taps(kw, s, pw)
+            g_phase = g[:, ph::s, pw::s]
+            lo_h, hi_h = -min(offs_h), max(offs_h)
+            lo_w, hi_w = -min(offs_w), max(offs_w)
+            xp = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
+            for th, oh in zip(taps_h, offs_h, strict=True):
+                for tw, ow in zip(taps_w, offs_w, strict=True):
+                    window = _window(xp, oh + lo_h, ow + lo_w, h, w, 1)
+                    rows[th][tw] = jnp.einsum("bhwi,bhwo->bio", window, g_phase)
+    grads = {"kernel": jnp.stack([jnp.stack(r, axis=1) for r in rows], axis=1), "bias": g.sum(axis=(1, 2))}
+    return grads
+
+
+def _dense_grads(module, x, g):
+    x = x.reshape(x.shape[0], -1, x.shape[-1])
+    g = g.reshape(g.shape[0], -1, g.shape[-1])
+    grads = {"kernel": jnp.einsum("bti,bto->bio", x, g)}
+    if module.use_bias:
+        grads["bias"] = g.sum(axis=1)
+    return grads
+
+
+def _layer_grads(module, x, g):
+    if isinstance(module, PhaseConvTranspose):
+        return _phase_conv_transpose_grads(module, x, g)
+    if isinstance(module, nn.Conv):
+        return _conv_grads(module, x, g)
+    return _dense_grads(module, x, g)
+
+
+def _set_path(tree, path, value):
+    node = tree
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def per_example_grads(losses_fn, params, batch, *, rows_per_example=1):
+    """Per-example gradients and losses.
+
+    Args:
+      losses_fn: ``losses_fn(params, batch) -> [B]`` losses, the i-th depending only
+        on example i. The model must be applied with ``module.apply`` inside it.
+      params: the model's ``params`` collection.
+      batch: whatever ``losses_fn`` takes.
+      rows_per_example: when each example runs through the model as several rows
+        (a clip of F frames folded into the batch axis), F: the rows' gradients
+        are summed per example.
+
+    Returns:
+      ``(grads, losses)``: grads like params with a leading [B] axis, losses [B].
+
+    Raises:
+      NotImplementedError: a parameterised layer is not supported.
+    """
+    layers = {}
+
+    def record_shapes(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if context.method_name == "__call__" and isinstance(context.module, SUPPORTED):
+            layers[context.module.path] = (context.module.clone(parent=None), out.shape, out.dtype)
+        return out
+
+    def losses_with_probes(probes):
+        inputs = {}
+
+        def probe(next_fun, args, kwargs, context):
+            out = next_fun(*args, **kwargs)
+            if context.method_name == "__call__" and isinstance(context.module, SUPPORTED):
+                inputs[context.module.path] = args[0]
+                out = out + probes[context.module.path].astype(out.dtype)
+            return out
+
+        with nn.intercept_methods(probe):
+            losses = losses_fn(params, batch)
+        return losses.sum(), (losses, inputs)
+
+    with nn.intercept_methods(record_shapes):
+        # A fresh function each time: eval_shape caches traces by function, and a cache hit
+        # would skip the interceptor.
+        jax.eval_shape(lambda p, b: losses_fn(p, b), params, batch)
+    covered = {path + (name,) for path, (module, _, _) in layers.items() for name in ("kernel", "bias")}
+    leaves = {tuple(k.key for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
+    if leaves - covered:
+        raise NotImplementedError(
+            f"layerwise per-example grads: unsupported parameters {sorted(leaves - covered)}"
+        )
+    probes = {path: jnp.zeros(shape, jnp.float32) for path, (_, shape, _) in layers.items()}
+    out_grads, (losses, inputs) = jax.grad(losses_with_probes, has_aux=True)(probes)
+    grads = {}
+    for path, (module, _, _) in layers.items():
+        x = inputs[path].astype(jnp.float32)
+        layer = _layer_grads(module, x, out_grads[path])
+        for name, value in layer.items():
+            if rows_per_example > 1:
+                value = value.reshape(-1, rows_per_example, *value.shape[1:]).sum(axis=1)
+            _set_path(grads, path + (name,), value)
+    # Same structure (and key order) as params.
+    grads = jax.tree.unflatten(jax.tree.structure(params), [
+        _get(grads, tuple(k.key for k in p)) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
+    ])  # fmt: skip
+    return grads, losses
+
+
+def _get(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree

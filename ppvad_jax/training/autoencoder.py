@@ -1,0 +1,468 @@
+"""Trains the paper's autoencoder, privately (DP-SGD / DP-Adam / DP-Adagrad) or not (Adam).
+
+``train_and_evaluate(config, workdir)`` runs everything: data, mesh, jitted
+step, orbax checkpoints (a killed run resumes to the same result), the paper's
+stop rules, evaluation and the outputs:
+
+- ``workdir/metrics.json``: test MSE / PSNR / SSIM, epsilon (RDP and PLD) with
+  delta, sampling rate, steps, noise multiplier, unit of privacy;
+- ``workdir/reconstructions.png``: originals above reconstructions;
+- ``workdir/export/{encoder,decoder}.msgpack``: the two halves, for the camera
+  and the server (``models.autoencoder_io``);
+- ``workdir/tensorboard``: TensorBoard event files.
+"""
+
+import concurrent.futures
+import json
+import math
+import pathlib
+import time
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tensorboardX
+import tqdm
+from absl import logging
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ppvad_jax.data import autoencoder_data, contact_sheet
+from ppvad_jax.evaluation import image_quality
+from ppvad_jax.models import autoencoder, autoencoder_io
+from ppvad_jax.privacy import accounting, batch_selection, dp_gradient
+from ppvad_jax.training import optimizers
+
+# --- State ------------------------------------------------------------------------------------
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: dict
+    opt_state: optax.OptState
+
+
+# --- Mesh and shardings -----------------------------------------------------------------------
+
+
+def make_mesh():
+    """A 1-D ``data`` mesh over every device (all hosts under jax.distributed).
+
+    Auto axis type: XLA propagates shardings through the per-example code, which
+    carries no sharding annotations of its own (explicit sharding-in-types would
+    ask every reshape inside the model for one).
+    """
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def to_global(array, sharding):
+    """A host numpy array (identical on every host) -> a global jax.Array with ``sharding``."""
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+# --- Losses and steps -------------------------------------------------------------------------
+
+
+def make_batch_losses(model):
+    """Per-unit losses of a batch of units at once ([B, H, W, 3] frames or [B, F, H, W, 3] clips)."""
+
+    def batch_losses(params, units_uint8):
+        frames = autoencoder.to_unit_range(units_uint8)
+        clip = frames.ndim == 5
+        rows = frames.reshape(-1, *frames.shape[-3:]) if clip else frames
+        per_row = jnp.mean(jnp.square(model.apply({"params": params}, rows) - rows), axis=(1, 2, 3))
+        return per_row.reshape(frames.shape[0], -1).mean(axis=1) if clip else per_row
+
+    return batch_losses
+
+
+def make_unit_loss(model, group_size):
+    """Loss of one unit of privacy: mean squared reconstruction error of its frames.
+
+    A unit is a frame [H, W, 3], a video clip [F, H, W, 3], or (TF Privacy mode)
+    a group ``(frames [g, ...], member_is_padding [g])``.
+    """
+
+    def frames_loss(params, frames_uint8):
+        frames = autoencoder.to_unit_range(frames_uint8)
+        frames = frames[None] if frames.ndim == 3 else frames
+        per_frame = jnp.mean(jnp.square(model.apply({"params": params}, frames) - frames), axis=(1, 2, 3))
+        return per_frame
+
+    if group_size == 1:
+        return lambda params, unit: jnp.mean(frames_loss(params, unit))
+
+    def group_loss(params, group):
+        frames, member_padding = group
+        per_member = jax.vmap(lambda f: jnp.mean(frames_loss(params, f)))(frames)
+        real = jnp.logical_not(member_padding)
+        return jnp.sum(jnp.where(real, per_member, 0.0)) / jnp.maximum(real.sum(), 1)
+
+    return group_loss
+
+
+def make_train_step(model, tx, config, *, private, expected_batch_size, noise_key, mesh):
+    """The jitted ``train_step(state, batch, is_padding) -> (state, metrics)``."""
+    group = config.dp.tf_privacy_group_size
+    unit_loss = make_unit_loss(model, group)
+    layerwise = config.dp.per_example == "layerwise" and group == 1
+    batch_losses = make_batch_losses(model) if layerwise else None
+
+    def dp_grads(params, batch, is_padding, step):
+        if group > 1:  # [B, ...] -> [B/g, g, ...]: TF Privacy's microbatches
+            batch = (batch.reshape(-1, group, *batch.shape[1:]), is_padding.reshape(-1, group))
+            is_padding = batch[1].all(axis=1)
+        grads, clip = dp_gradient.dp_gradient(
+            unit_loss,
+            params,
+            batch,
+            is_padding,
+            jax.random.fold_in(noise_key, step),  # replicated: the same noise on every device
+            noise_multiplier=config.dp.noise_multiplier,
+            l2_clip_norm=config.dp.l2_clip_norm,
+            expected_batch_size=expected_batch_size / group,
+            microbatch_size=config.dp.microbatch_size // group if group > 1 else config.dp.microbatch_size,
+            losses_fn=batch_losses,
+            rows_per_example=config.dp.frames_per_video if config.dp.unit == "video" else 1,
+        )
+        metrics = {
+            "loss": clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1),
+            "units": clip.num_examples,
+            "clipped_fraction": clip.num_clipped / jnp.maximum(clip.num_examples, 1),
+            "nonfinite": clip.num_nonfinite,
+        }
+        return grads, metrics
+
+    def plain_grads(params, batch, is_padding, step):
+        del step
+        keep = jnp.logical_not(is_padding)
+
+        def mean_loss(p):
+            losses = jax.vmap(unit_loss, in_axes=(None, 0))(p, batch)
+            finite = jnp.logical_and(keep, jnp.isfinite(losses))
+            return jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(finite.sum(), 1), finite
+
+        (loss, finite), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
+        metrics = {
+            "loss": loss,
+            "units": keep.sum(),
+            "clipped_fraction": jnp.float32(0),
+            "nonfinite": jnp.logical_and(keep, jnp.logical_not(finite)).sum(),
+        }
+        return grads, metrics
+
+    grads_fn = dp_grads if private else plain_grads
+
+    def train_step(state, batch, is_padding):
+        grads, metrics = grads_fn(state.params, batch, is_padding, state.step)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return TrainState(state.step + 1, params, opt_state), metrics
+
+    replicated = NamedSharding(mesh, P())
+    data = NamedSharding(mesh, P("data"))
+    return jax.jit(
+        train_step,
+        in_shardings=(replicated, data, data),
+        out_shardings=(replicated, replicated),
+        donate_argnums=(0,),
+    )
+
+
+def make_eval_step(model, mesh):
+    """``eval_step(params, frames uint8 [B, H, W, 3]) -> (per-frame metrics, reconstructions)``."""
+
+    def eval_step(params, frames_uint8):
+        frames = autoencoder.to_unit_range(frames_uint8)
+        recon = model.apply({"params": params}, frames)
+        return image_quality.per_frame(frames, recon), recon
+
+    replicated = NamedSharding(mesh, P())
+    data = NamedSharding(mesh, P("data"))
+    return jax.jit(eval_step, in_shardings=(replicated, data), out_shardings=(data, data))
+
+
+# --- Evaluation -------------------------------------------------------------------------------
+
+
+def evaluate(eval_step, params, source, units, *, batch_size, mesh, max_frames=None):
+    """Per-frame MSE / PSNR / SSIM over every frame of ``units`` (optionally the first max_frames)."""
+    records = np.concatenate(units.records)[:max_frames]
+    data = NamedSharding(mesh, P("data"))
+    values = {"mse": [], "psnr": [], "ssim": []}
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        frames = source.fetch(np.pad(chunk, (0, batch_size - len(chunk)), mode="edge"))
+        metrics, _ = eval_step(params, to_global(frames, data))
+        for name in values:
+            values[name].append(np.asarray(metrics[name])[: len(chunk)])
+    return {name: np.concatenate(v) for name, v in values.items()}
+
+
+def reconstruction_grid(eval_step, params, source, units, *, batch_size, mesh, count=6):
+    records = np.concatenate(units.records)
+    pick = records[contact_sheet.pick_evenly(len(records), count)]
+    frames = source.fetch(np.pad(pick, (0, max(0, batch_size - len(pick))), mode="edge"))[:batch_size]
+    _, recon = eval_step(params, to_global(frames, NamedSharding(mesh, P("data"))))
+    recon = (np.asarray(recon)[: len(pick)] * 255).round().astype(np.uint8)
+    labels = [0] * len(pick)
+    return contact_sheet.contact_sheet(
+        np.concatenate([frames[: len(pick)], recon]),
+        labels + labels,
+        list(pick) * 2,
+        title="originals (top) and reconstructions (bottom)",
+        columns=len(pick),
+    )
+
+
+# --- Checkpoints ------------------------------------------------------------------------------
+
+
+def checkpoint_manager(workdir):
+    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
+    return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints", options=options)
+
+
+def save(manager, state, meta):
+    step = int(state.step)
+    manager.save(
+        step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    )
+
+
+def restore(manager, abstract_state):
+    step = manager.latest_step()
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()),
+    )
+    return restored.state, restored.meta
+
+
+# --- The loop ---------------------------------------------------------------------------------
+
+
+def privacy_report(config, *, private, num_units, steps):
+    """Epsilon of what was run, or a plain statement that it is not private."""
+    if not private:
+        return {"epsilon_rdp": None, "epsilon_pld": None, "delta": None, "private": False}
+    delta = config.dp.delta or accounting.default_delta(num_units)
+    group = config.dp.tf_privacy_group_size
+    sigma = config.dp.noise_multiplier / (2.0 if group > 1 else 1.0)
+    params = accounting.DpParams(sigma, config.dp.expected_batch_size / num_units, steps, delta)
+    out = accounting.report(params, unit=config.dp.unit)
+    out.update(private=True, noise_multiplier=config.dp.noise_multiplier, accounted_noise_multiplier=sigma)
+    return out
+
+
+def check_data(config, source):
+    want = (config.data.height, config.data.width, 3)
+    if source.frame_shape != want:
+        raise ValueError(
+            f"dataset {config.data.dataset_dir} has frames of shape {source.frame_shape}, the config "
+            f"wants {want}: prepare the data at that size or set --config.data.height/width"
+        )
+    autoencoder.check_frames(np.zeros((1, *want)))
+
+
+def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
+    """Trains, evaluates and writes the outputs; resumes from ``workdir`` if it holds a checkpoint.
+
+    Args:
+      interrupt_at_step: for tests: stop abruptly (no final save) once this
+        step is reached, as a killed job would.
+
+    Returns:
+      The metrics dict written to ``workdir/metrics.json`` (None if interrupted).
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    private = optimizers.is_private(config.optimizer)
+    if not config.data.dataset_dir:
+        raise ValueError(
+            "set --config.data.dataset_dir to a prepared dataset (python -m launch.prepare_data)"
+        )
+    if config.dp.microbatch_size % config.dp.tf_privacy_group_size:
+        raise ValueError("dp.microbatch_size must be a multiple of dp.tf_privacy_group_size")
+
+    # Input.
+    splits, videos = autoencoder_data.split_units(
+        config.data.dataset_dir,
+        source_split=config.data.source_split,
+        videos_per_class=config.data.videos_per_class,
+        unit=config.dp.unit,
+        frames_per_video=config.dp.frames_per_video,
+        fractions=tuple(config.data.fractions),
+        seed=config.seed,
+    )
+    source = autoencoder_data.FrameSource(config.data.dataset_dir, config.data.source_split)
+    check_data(config, source)
+    train_units = splits["train"]
+    num_units = len(train_units)
+    sampling_rate = min(1.0, config.dp.expected_batch_size / num_units)
+    expected_batch_size = sampling_rate * num_units
+
+    # Mesh, model, optimizer.
+    mesh = make_mesh()
+    granularity = math.lcm(config.dp.microbatch_size, jax.device_count())
+    sampler = batch_selection.PoissonSampler(
+        num_units=num_units, sampling_rate=sampling_rate, seed=config.seed, granularity=granularity
+    )
+    dtype = jnp.bfloat16 if config.dtype == "bfloat16" else None
+    model = autoencoder.Autoencoder(dtype=dtype)
+    tx = optimizers.make(config.optimizer, config.learning_rate)
+    root_key = jax.random.key(config.seed)
+    init_key, noise_key = jax.random.split(root_key)  # the noise key is used for nothing else
+    shape = (1, config.data.height, config.data.width, 3)
+    params = model.init(init_key, jnp.zeros(shape))["params"]
+    state = TrainState(jnp.int32(0), params, tx.init(params))
+    replicated = NamedSharding(mesh, P())
+    state = jax.device_put(state, replicated)
+    train_step = make_train_step(
+        model, tx, config, private=private, expected_batch_size=expected_batch_size,
+        noise_key=noise_key, mesh=mesh,
+    )  # fmt: skip
+    eval_step = make_eval_step(model, mesh)
+    eval_batch = math.lcm(config.schedule.eval_batch_size, jax.device_count())
+
+    # Resume.
+    manager = checkpoint_manager(workdir)
+    meta = {"epoch_best_val": None, "stale_epochs": 0, "best_quality": None, "stale_blocks": 0, "stopped": ""}
+    if manager.latest_step() is not None:
+        state, meta = restore(manager, jax.tree.map(ocp.utils.to_shape_dtype_struct, state))
+        state = jax.device_put(state, replicated)
+        logging.info("resumed from step %d", int(state.step))
+    steps_per_epoch = max(1, math.ceil(1 / sampling_rate))
+    steps_per_block = max(1, math.ceil(config.schedule.block_frames / expected_batch_size))
+    max_steps = steps_per_epoch * config.schedule.max_epochs
+    if config.schedule.max_steps:
+        max_steps = min(max_steps, config.schedule.max_steps)
+
+    data_sharding = NamedSharding(mesh, P("data"))
+
+    def load_batch(step):
+        batch = sampler.sample(step)
+        records = np.stack([train_units.records[i] for i in batch.indices])  # [B, frames per unit]
+        frames = source.fetch(records if config.dp.unit == "video" else records[:, 0])
+        return to_global(frames, data_sharding), to_global(batch.is_padding, data_sharding)
+
+    writer = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
+    start_step = int(state.step)
+    start_time = time.perf_counter()
+    prefetch = concurrent.futures.ThreadPoolExecutor(1)
+    next_batch = prefetch.submit(load_batch, start_step)
+    progress = tqdm.tqdm(
+        total=max_steps, initial=start_step, desc=f"{config.optimizer} autoencoder", unit="step"
+    )
+    nonfinite_total = 0
+    while int(state.step) < max_steps and not meta["stopped"]:
+        step = int(state.step)
+        if interrupt_at_step is not None and step >= interrupt_at_step:
+            prefetch.shutdown(wait=True)
+            manager.wait_until_finished()
+            return None
+        frames, is_padding = next_batch.result()
+        next_batch = prefetch.submit(load_batch, step + 1)
+        state, metrics = train_step(state, frames, is_padding)
+        done = step + 1
+        progress.update(1)
+        if done % config.schedule.log_every_steps == 0 or done == max_steps:
+            metrics = jax.device_get(metrics)
+            if not np.isfinite(metrics["loss"]):
+                raise FloatingPointError(f"training loss is {metrics['loss']} at step {done}")
+            nonfinite_total += int(metrics["nonfinite"])
+            progress.set_postfix(loss=f"{metrics['loss']:.4f}", clipped=f"{metrics['clipped_fraction']:.2f}")
+            for name, value in metrics.items():
+                writer.add_scalar(f"train/{name}", float(value), done)
+        # The paper's block rule: SSIM and PSNR every block of frames; stop when neither improved.
+        if config.schedule.quality_patience_blocks and done % steps_per_block == 0:
+            quality = image_quality.summarize(
+                evaluate(
+                    eval_step,
+                    state.params,
+                    source,
+                    splits["validation"],
+                    batch_size=eval_batch,
+                    mesh=mesh,
+                    max_frames=config.schedule.quality_frames,
+                )  # fmt: skip
+            )
+            writer.add_scalar("block/ssim", quality["ssim"], done)
+            writer.add_scalar("block/psnr", quality["psnr"], done)
+            best = meta["best_quality"]
+            if best is None or quality["ssim"] > best[0] or quality["psnr"] > best[1]:
+                meta["best_quality"] = [
+                    max(quality["ssim"], best[0] if best else -1),
+                    max(quality["psnr"], best[1] if best else -1),
+                ]
+                meta["stale_blocks"] = 0
+            else:
+                meta["stale_blocks"] += 1
+                if meta["stale_blocks"] >= config.schedule.quality_patience_blocks:
+                    meta["stopped"] = f"SSIM and PSNR stable for {meta['stale_blocks']} blocks"
+        if done % steps_per_epoch == 0:  # validation loss, patience in epochs
+            val = image_quality.summarize(
+                evaluate(
+                    eval_step, state.params, source, splits["validation"], batch_size=eval_batch, mesh=mesh
+                )
+            )
+            writer.add_scalar("validation/mse", val["mse"], done)
+            best = meta["epoch_best_val"]
+            if best is None or val["mse"] < best:
+                meta["epoch_best_val"], meta["stale_epochs"] = val["mse"], 0
+            else:
+                meta["stale_epochs"] += 1
+                if meta["stale_epochs"] >= config.schedule.patience_epochs:
+                    meta["stopped"] = f"validation loss did not improve for {meta['stale_epochs']} epochs"
+        if done % config.schedule.checkpoint_every_steps == 0 or done % steps_per_epoch == 0:
+            save(manager, state, meta)
+    progress.close()
+    prefetch.shutdown(wait=False)
+    meta["stopped"] = meta["stopped"] or f"reached {max_steps} steps"
+    if manager.latest_step() != int(state.step):
+        save(manager, state, meta)
+    manager.wait_until_finished()
+    train_seconds = time.perf_counter() - start_time
+
+    # Evaluation and outputs.
+    test = evaluate(eval_step, state.params, source, splits["test"], batch_size=eval_batch, mesh=mesh)
+    quality = image_quality.summarize(test)
+    steps = int(state.step)
+    out = {
+        "optimizer": config.optimizer,
+        "mse": quality["mse"],
+        "psnr": quality["psnr"],
+        "ssim": quality["ssim"],
+        "test_frames": int(len(test["mse"])),
+        "nonfinite_test_frames": quality["mse_nonfinite"],
+        "nonfinite_train_units_logged": nonfinite_total,
+        "steps": steps,
+        "stopped_because": meta["stopped"],
+        "noise_multiplier": config.dp.noise_multiplier if private else None,
+        "l2_clip_norm": config.dp.l2_clip_norm if private else None,
+        "expected_batch_size": expected_batch_size,
+        "sampling_rate": sampling_rate,
+        "train_units": num_units,
+        "unit_of_privacy": config.dp.unit,
+        "videos": videos,
+        "resolution": [config.data.height, config.data.width],
+        "devices": jax.device_count(),
+        "train_seconds_this_run": round(train_seconds, 2),
+        "steps_this_run": steps - start_step,
+    }
+    out.update(privacy_report(config, private=private, num_units=num_units, steps=steps))
+    (workdir / "metrics.json").write_text(json.dumps(out, indent=2, default=str))
+    grid = reconstruction_grid(
+        eval_step, state.params, source, splits["test"], batch_size=eval_batch, mesh=mesh
+    )
+    contact_sheet.save_png(workdir / "reconstructions.png", grid)
+    autoencoder_io.export(
+        workdir / "export", state.params, height=config.data.height, width=config.data.width
+    )
+    writer.close()
+    return out

@@ -42,6 +42,11 @@ def get_config(arg=None):
     config.optimizer = optimizer
     config.learning_rate = 1e-5  # the paper's
     config.dtype = "float32"  # compute dtype: float32 | bfloat16
+    config.model_features = (240, 64, 16)  # the paper's encoder; the decoder mirrors it
+    # How gradients are computed, private or not: "layerwise" (one batched backward pass for
+    # the layer-output gradients, then a per-layer einsum for the weights; ~9x faster than vmap
+    # for DP on CPU) or "autodiff" (jax.vmap(jax.grad) for DP, jax.grad otherwise: the reference).
+    config.grad_method = "layerwise"
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset_dir = ""  # a prepared ucf_crime2local dataset (launch.prepare_data)
@@ -56,12 +61,10 @@ def get_config(arg=None):
     config.dp.l2_clip_norm = 1.0
     config.dp.expected_batch_size = 16  # q = expected_batch_size / number of units
     config.dp.microbatch_size = 8  # per-example gradients held at once (memory bound)
-    # How per-example gradients are computed: "layerwise" (one batched backward pass, then a
-    # per-layer einsum; ~9x faster than vmap on CPU) or "vmap" (jax.vmap(jax.grad), the reference).
-    config.dp.per_example = "layerwise"
     config.dp.unit = "frame"  # unit of privacy: "frame" or "video"
     config.dp.frames_per_video = 8  # frames standing for one video when unit="video"
     config.dp.delta = 0.0  # 0: 10^-k just below 1/N
+    config.dp.batch_bucket = 0  # Poisson batches are padded to multiples of this; 0: half the expected batch
     # TF Privacy compatibility: >1 clips the mean gradient of groups of this many units, as
     # TF Privacy does with num_microbatches < batch size. One unit then moves its group's
     # clipped gradient by up to 2C, so the accountant is given noise_multiplier / 2.
@@ -83,6 +86,7 @@ def get_config(arg=None):
         config.data.videos_per_class = 0
         config.dp.expected_batch_size = 8
         config.dp.microbatch_size = 4
+        config.dp.batch_bucket = 8  # two shapes (8, 16): fewer CPU compiles, some padding
         config.learning_rate = 1e-3  # 1e-5 learns nothing in a few CPU minutes
         config.schedule.max_epochs = 3
         config.schedule.patience_epochs = 2

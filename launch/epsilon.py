@@ -10,7 +10,6 @@ composed ``steps`` times (``ppvad_jax/privacy/accounting.py``).
 """
 
 import json
-import math
 import sys
 
 from absl import app, flags
@@ -47,8 +46,7 @@ def main(argv):
         sys.exit(f"error: {e}")
     if calibrated is not None:
         out.update(target_epsilon=_TARGET.value, calibrated_with=_ACCOUNTANT.value)
-    # JSON has no infinity: an unbounded epsilon (sigma = 0) is written as the string "inf".
-    print(json.dumps({k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}))
+    print(json.dumps(accounting.json_safe(out)))
 
 
 if __name__ == "__main__":

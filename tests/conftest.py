@@ -10,7 +10,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import jax  # noqa: E402
+
 from ppvad_jax.data.synthetic import world  # noqa: E402
+
+# Tests build the same jitted programs many times (each trainer run makes fresh closures); a
+# persistent compilation cache turns every repeat into a cache hit (.pytest_cache is git-ignored).
+jax.config.update("jax_compilation_cache_dir", str(ROOT / ".pytest_cache" / "xla"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 TINY = world.WorldParams(num_videos=8, seed=3, seconds=2.0, crowd=2)
 

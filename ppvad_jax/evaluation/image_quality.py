@@ -7,6 +7,7 @@ same number as for uint8 images with a peak of 255.
 import dm_pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @jax.jit
@@ -23,11 +24,11 @@ def per_frame(originals, reconstructions):
 
 
 def summarize(per_frame_values):
-    """Means over frames, ignoring non-finite values (which are counted)."""
+    """Means over frames, ignoring non-finite values (which are counted). Host-side numpy."""
     out = {}
     for name, values in per_frame_values.items():
-        values = jnp.asarray(values)
-        finite = jnp.isfinite(values)
-        out[name] = float(jnp.where(finite, values, 0).sum() / jnp.maximum(finite.sum(), 1))
+        values = np.asarray(values, np.float64)
+        finite = np.isfinite(values)
+        out[name] = float(values[finite].mean()) if finite.any() else float("nan")
         out[f"{name}_nonfinite"] = int((~finite).sum())
     return out

@@ -18,11 +18,11 @@ Two accountants, both reported:
 """
 
 import dataclasses
+import logging as std_logging
 import math
 
 import dp_accounting
 import numpy as np
-from absl import logging
 
 RDP_ORDERS = tuple(
     sorted(
@@ -84,12 +84,13 @@ def epsilon_rdp(params):
     accountant.compose(dp_event(params))
     # dp_accounting logs a warning for every fractional order whose series does not converge
     # (it then skips that order, which only loosens the bound); keep the console readable.
-    level = logging.get_verbosity()
-    logging.set_verbosity(logging.ERROR)
+    absl_logger = std_logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(std_logging.ERROR)
     try:
         eps, order = accountant.get_epsilon_and_optimal_order(params.delta)
     finally:
-        logging.set_verbosity(level)
+        absl_logger.setLevel(level)
     return float(eps), float(order)
 
 
@@ -130,6 +131,11 @@ def report(params, *, unit="frame", sampling="poisson", pld=True):
         "Poisson-subsampled Gaussian, add/remove adjacency",
     }
     return out
+
+
+def json_safe(record):
+    """JSON has no infinity: an unbounded epsilon is written as the string "inf"."""
+    return {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in record.items()}
 
 
 def default_delta(num_units):

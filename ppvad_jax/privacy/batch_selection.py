@@ -32,8 +32,9 @@ class PoissonSampler:
         Args:
           granularity: padded sizes are multiples of this (microbatch x devices).
           bucket: the padding step, rounded up to a multiple of ``granularity``;
-            default about a quarter of the expected batch, so a run compiles a
-            handful of shapes.
+            default half the expected batch, so a run compiles three or four
+            shapes (each compile of a DP step costs seconds to minutes on a CPU;
+            padding rows cost compute: choose per machine).
         """
         if not 0 < sampling_rate <= 1:
             raise ValueError(f"sampling_rate must be in (0, 1], got {sampling_rate}")
@@ -43,7 +44,7 @@ class PoissonSampler:
         self.sampling_rate = sampling_rate
         self.seed = seed
         expected = num_units * sampling_rate
-        bucket = max(1, round(expected / 4)) if bucket is None else bucket
+        bucket = max(1, math.ceil(expected / 2)) if not bucket else bucket
         self.bucket = granularity * math.ceil(bucket / granularity)
 
     @property

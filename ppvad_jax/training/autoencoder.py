@@ -33,7 +33,7 @@ from jax.sharding import PartitionSpec as P
 from ppvad_jax.data import autoencoder_data, contact_sheet
 from ppvad_jax.evaluation import image_quality
 from ppvad_jax.models import autoencoder, autoencoder_io
-from ppvad_jax.privacy import accounting, batch_selection, dp_gradient
+from ppvad_jax.privacy import accounting, batch_selection, dp_gradient, per_example
 from ppvad_jax.training import optimizers
 
 # --- State ------------------------------------------------------------------------------------
@@ -109,8 +109,19 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
     """The jitted ``train_step(state, batch, is_padding) -> (state, metrics)``."""
     group = config.dp.tf_privacy_group_size
     unit_loss = make_unit_loss(model, group)
-    layerwise = config.dp.per_example == "layerwise" and group == 1
-    batch_losses = make_batch_losses(model) if layerwise else None
+    if config.grad_method not in ("layerwise", "autodiff"):
+        raise ValueError(f"grad_method must be 'layerwise' or 'autodiff', got {config.grad_method!r}")
+    layerwise = config.grad_method == "layerwise"
+    if private and not layerwise and mesh.size > 1:
+        # Measured (jax/jaxlib 0.10.2, 8 CPU devices): vmap(grad) per-example conv kernel
+        # gradients come out wrong when the batch is sharded (bias gradients are right, kernel
+        # gradients off by ~100%), while the layerwise path agrees with 1 device to 2e-7.
+        raise ValueError(
+            "grad_method='autodiff' (vmap per-example gradients) gives wrong DP kernel gradients on "
+            f"more than one device ({mesh.size} here); use grad_method='layerwise' (see BUILD_NOTES.md)"
+        )
+    batch_losses = make_batch_losses(model)
+    rows_per_unit = config.dp.frames_per_video if config.dp.unit == "video" else 1
 
     def dp_grads(params, batch, is_padding, step):
         if group > 1:  # [B, ...] -> [B/g, g, ...]: TF Privacy's microbatches
@@ -126,8 +137,8 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
             l2_clip_norm=config.dp.l2_clip_norm,
             expected_batch_size=expected_batch_size / group,
             microbatch_size=config.dp.microbatch_size // group if group > 1 else config.dp.microbatch_size,
-            losses_fn=batch_losses,
-            rows_per_example=config.dp.frames_per_video if config.dp.unit == "video" else 1,
+            losses_fn=batch_losses if layerwise and group == 1 else None,
+            rows_per_example=rows_per_unit,
         )
         metrics = {
             "loss": clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1),
@@ -140,13 +151,28 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
     def plain_grads(params, batch, is_padding, step):
         del step
         keep = jnp.logical_not(is_padding)
-
-        def mean_loss(p):
-            losses = jax.vmap(unit_loss, in_axes=(None, 0))(p, batch)
+        if layerwise:  # the same per-layer contraction as DP, summed without clipping
+            per_unit, losses = per_example.per_example_grads(
+                batch_losses, params, batch, rows_per_example=rows_per_unit
+            )
             finite = jnp.logical_and(keep, jnp.isfinite(losses))
-            return jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(finite.sum(), 1), finite
+            count = jnp.maximum(finite.sum(), 1)
+            weights = jnp.where(finite, 1.0 / count, 0.0)
 
-        (loss, finite), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
+            def weighted_sum(g):  # where() first: a NaN unit times weight 0 is still NaN
+                mask = finite.reshape((-1,) + (1,) * (g.ndim - 1))
+                return jnp.tensordot(weights, jnp.where(mask, g, 0.0), axes=1)
+
+            grads = jax.tree.map(weighted_sum, per_unit)
+            loss = jnp.sum(jnp.where(finite, losses, 0.0)) / count
+        else:
+
+            def mean_loss(p):
+                losses = batch_losses(p, batch)
+                finite = jnp.logical_and(keep, jnp.isfinite(losses))
+                return jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(finite.sum(), 1), finite
+
+            (loss, finite), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
         metrics = {
             "loss": loss,
             "units": keep.sum(),
@@ -311,17 +337,26 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     mesh = make_mesh()
     granularity = math.lcm(config.dp.microbatch_size, jax.device_count())
     sampler = batch_selection.PoissonSampler(
-        num_units=num_units, sampling_rate=sampling_rate, seed=config.seed, granularity=granularity
+        num_units=num_units,
+        sampling_rate=sampling_rate,
+        seed=config.seed,
+        granularity=granularity,
+        bucket=config.dp.batch_bucket,
     )
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else None
-    model = autoencoder.Autoencoder(dtype=dtype)
+    model = autoencoder.Autoencoder(dtype=dtype, features=tuple(config.model_features))
     tx = optimizers.make(config.optimizer, config.learning_rate)
     root_key = jax.random.key(config.seed)
     init_key, noise_key = jax.random.split(root_key)  # the noise key is used for nothing else
     shape = (1, config.data.height, config.data.width, 3)
-    params = model.init(init_key, jnp.zeros(shape))["params"]
-    state = TrainState(jnp.int32(0), params, tx.init(params))
     replicated = NamedSharding(mesh, P())
+
+    @jax.jit
+    def init_state(key):  # one compiled program, not one per initializer op
+        params = model.init(key, jnp.zeros(shape))["params"]
+        return TrainState(jnp.int32(0), params, tx.init(params))
+
+    state = init_state(init_key)
     state = jax.device_put(state, replicated)
     train_step = make_train_step(
         model, tx, config, private=private, expected_batch_size=expected_batch_size,
@@ -456,13 +491,17 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         "steps_this_run": steps - start_step,
     }
     out.update(privacy_report(config, private=private, num_units=num_units, steps=steps))
-    (workdir / "metrics.json").write_text(json.dumps(out, indent=2, default=str))
+    (workdir / "metrics.json").write_text(json.dumps(accounting.json_safe(out), indent=2, default=str))
     grid = reconstruction_grid(
         eval_step, state.params, source, splits["test"], batch_size=eval_batch, mesh=mesh
     )
     contact_sheet.save_png(workdir / "reconstructions.png", grid)
     autoencoder_io.export(
-        workdir / "export", state.params, height=config.data.height, width=config.data.width
+        workdir / "export",
+        state.params,
+        height=config.data.height,
+        width=config.data.width,
+        features=tuple(config.model_features),
     )
     writer.close()
     return out

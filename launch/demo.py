@@ -6,7 +6,9 @@ Stages, each skipped when its output is already there (so a rerun resumes):
 1. a synthetic UCF-Crime + UCFCrime2Local world (``WORKDIR/world``);
 2. the TFDS dataset built from it exactly as from real data (``WORKDIR/data``);
 3. contact sheets of what the models will see, an optical-flow preview, and a
-   motion-energy baseline (``WORKDIR/contact_sheets``, ``WORKDIR/flow_preview.png``).
+   motion-energy baseline (``WORKDIR/contact_sheets``, ``WORKDIR/flow_preview.png``);
+4. a DP-Adam autoencoder with its epsilon, PSNR/SSIM and reconstructions
+   (``WORKDIR/autoencoder_dpadam``; resumes if interrupted).
 It ends with ``WORKDIR/report.md`` and ``WORKDIR/summary.json``.
 """
 
@@ -17,16 +19,20 @@ import time
 
 from absl import app, flags
 
+from configs import autoencoder as ae_config
 from configs import ucf_crime2local as data_config
 from ppvad_jax.data import dataset_report, errors, prepare, ucf_layout
 from ppvad_jax.data.synthetic import world
 from ppvad_jax.evaluation import roc
+from ppvad_jax.training import autoencoder as ae_trainer
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where everything is written.")
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", 21, "Synthetic videos (about 40% normal).")
 _SECONDS = flags.DEFINE_float("seconds", 6.0, "Length of each synthetic video.")
 _SEED = flags.DEFINE_integer("seed", 0, "World seed.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for rendering and decoding.")
+_AE_STEPS = flags.DEFINE_integer("ae_steps", 60, "DP-Adam autoencoder steps (0 skips the stage).")
+_NOISE = flags.DEFINE_float("noise_multiplier", 1.0, "DP noise multiplier of the demo autoencoder.")
 
 
 def make_world(workdir):
@@ -34,14 +40,14 @@ def make_world(workdir):
     root = workdir / "world"
     manifest_path = root / "synthetic_manifest.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text())["params"] == params.__dict__:
-        print(f"[1/3] synthetic world: reusing {root}")
+        print(f"[1/4] synthetic world: reusing {root}")
         return root, json.loads(manifest_path.read_text())
-    print(f"[1/3] synthetic world: {params.num_videos} videos of {params.seconds:g} s -> {root}")
+    print(f"[1/4] synthetic world: {params.num_videos} videos of {params.seconds:g} s -> {root}")
     return root, world.generate_world(root, params, num_workers=_NUM_WORKERS.value)
 
 
 def build_dataset(workdir, root):
-    print("[2/3] dataset: building ucf_crime2local/runlocal with the real-data builder")
+    print("[2/4] dataset: building ucf_crime2local/runlocal with the real-data builder")
     config = data_config.get_config("runlocal")
     summary = prepare.prepare(
         manual_dir=root, data_dir=workdir / "data", config=config, num_workers=_NUM_WORKERS.value
@@ -51,7 +57,7 @@ def build_dataset(workdir, root):
 
 
 def pictures_and_baseline(workdir, dataset_dir):
-    print("[3/3] contact sheets, flow preview, motion-energy baseline")
+    print("[3/4] contact sheets, flow preview, motion-energy baseline")
     sheets = dataset_report.write_contact_sheets(dataset_dir, workdir / "contact_sheets")
     preview = dataset_report.write_flow_preview(dataset_dir, workdir / "flow_preview.png")
     # Baseline: score a test frame by its total motion. Hard anomalies vs normal frames.
@@ -66,7 +72,27 @@ def pictures_and_baseline(workdir, dataset_dir):
     return sheets, preview, auc
 
 
-def write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds):
+def train_autoencoder(workdir, dataset_dir):
+    """A DP-Adam autoencoder on the world's training frames (runlocal: 120x160, CPU-sized)."""
+    config = ae_config.get_config("optimizer=dpadam,runlocal=True")
+    config.data.dataset_dir = str(dataset_dir)
+    config.dp.noise_multiplier = _NOISE.value
+    config.schedule.max_steps = _AE_STEPS.value
+    ae_dir = workdir / "autoencoder_dpadam"
+    metrics_path = ae_dir / "metrics.json"
+    if metrics_path.exists() and json.loads(metrics_path.read_text())["steps"] >= _AE_STEPS.value:
+        print(f"[4/4] autoencoder: reusing {ae_dir}")
+        return ae_dir, json.loads(metrics_path.read_text())
+    print(f"[4/4] autoencoder: DP-Adam, {_AE_STEPS.value} steps at 120x160 -> {ae_dir}")
+    metrics = ae_trainer.train_and_evaluate(config, ae_dir)
+    return ae_dir, json.loads(metrics_path.read_text()) if metrics else None
+
+
+def _eps(value):
+    return value if isinstance(value, str) else f"{value:.3g}"
+
+
+def write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae=None):
     report = workdir / "report.md"
     lines = [
         "# ppvad-jax demo report",
@@ -93,6 +119,26 @@ def write_report(workdir, manifest, summary, sheets, preview, motion_auc, second
         f"![optical flow]({preview.relative_to(workdir)})",
         "",
     ]
+    if ae is not None:
+        ae_dir, m = ae
+        lines += [
+            "## DP autoencoder (camera encoder + server decoder)",
+            "",
+            f"DP-Adam, noise multiplier {m['noise_multiplier']}, clipping norm {m['l2_clip_norm']}, "
+            f"{m['steps']} steps of expected batch {m['expected_batch_size']:g} "
+            f"(Poisson sampling, q = {m['sampling_rate']:.4f}), unit of privacy: one {m['unit_of_privacy']}.",
+            "",
+            "| epsilon (PLD) | epsilon (RDP) | delta | test MSE | PSNR (dB) | SSIM |",
+            "|---|---|---|---|---|---|",
+            f"| {_eps(m['epsilon_pld'])} | {_eps(m['epsilon_rdp'])} | {m['delta']:g} | {m['mse']:.4f} "
+            f"| {m['psnr']:.2f} | {m['ssim']:.3f} |",
+            "",
+            f"Accountants: {m['accountants']}.",
+            "",
+            f"![reconstructions]({(ae_dir / 'reconstructions.png').relative_to(workdir)})",
+            "",
+        ]
+    lines += ["## Contact sheets", ""]
     lines += [f"- [{p.stem}]({p.relative_to(workdir)})" for p in sheets]
     lines += ["", f"Total time: {seconds:.0f} s."]
     report.write_text("\n".join(lines) + "\n")
@@ -109,12 +155,21 @@ def main(argv):
         root, manifest = make_world(workdir)
         summary = build_dataset(workdir, root)
         sheets, preview, motion_auc = pictures_and_baseline(workdir, summary["dataset_dir"])
+        ae = train_autoencoder(workdir, summary["dataset_dir"]) if _AE_STEPS.value else None
     except errors.DataError as e:
         sys.exit(f"error: {e}")
     seconds = time.perf_counter() - start
-    report = write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds)
+    report = write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae)
     (workdir / "summary.json").write_text(
-        json.dumps({"dataset": summary, "motion_energy_auc": motion_auc, "seconds": seconds}, indent=2)
+        json.dumps(
+            {
+                "dataset": summary,
+                "motion_energy_auc": motion_auc,
+                "autoencoder": ae[1] if ae else None,
+                "seconds": seconds,
+            },
+            indent=2,
+        )
     )
     print(f"\nreport: {report}")
 

@@ -111,3 +111,29 @@ def test_wrong_resolution_is_a_clear_error(dataset_dir, tmp_path):
     config.data.height, config.data.width = 240, 320
     with pytest.raises(ValueError, match=r"frames of shape \(48, 64, 3\).*wants \(240, 320, 3\)"):
         trainer.train_and_evaluate(config, tmp_path)
+
+
+def test_video_as_the_unit_of_privacy(dataset_dir, tmp_path):
+    config = tiny_config(dataset_dir)
+    config.dp.unit = "video"
+    config.dp.frames_per_video = 3
+    config.dp.expected_batch_size = 2
+    config.data.videos_per_class = 0
+    config.data.fractions = (0.5, 0.25, 0.25)
+    config.schedule.max_steps = 2
+    metrics = trainer.train_and_evaluate(config, tmp_path)
+    assert metrics["unit_of_privacy"] == "video"
+    # Units are whole videos of the source split, so q and delta are per video.
+    assert metrics["train_units"] <= len(metrics["videos"])
+    assert metrics["sampling_rate"] == pytest.approx(2 / metrics["train_units"])
+    assert metrics["delta"] < 1 / metrics["train_units"]
+
+
+def test_tf_privacy_groups_are_accounted_with_half_the_noise(dataset_dir, tmp_path):
+    config = tiny_config(dataset_dir)
+    config.dp.tf_privacy_group_size = 2
+    config.schedule.max_steps = 2
+    metrics = trainer.train_and_evaluate(config, tmp_path)
+    assert metrics["accounted_noise_multiplier"] == pytest.approx(0.5)
+    want = accounting.epsilon_pld(accounting.DpParams(0.5, metrics["sampling_rate"], 2, metrics["delta"]))
+    assert metrics["epsilon_pld"] == pytest.approx(want)

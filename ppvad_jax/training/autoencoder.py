@@ -80,26 +80,20 @@ def make_batch_losses(model):
     return batch_losses
 
 
-def make_unit_loss(model, group_size):
-    """Loss of one unit of privacy: mean squared reconstruction error of its frames.
+def make_unit_loss(batch_losses, group_size):
+    """Loss of one unit of privacy, from ``batch_losses`` (the same numbers, one unit at a time).
 
     A unit is a frame [H, W, 3], a video clip [F, H, W, 3], or (TF Privacy mode)
-    a group ``(frames [g, ...], member_is_padding [g])``.
+    a group ``(units [g, ...], member_is_padding [g])`` whose loss is the mean
+    over its real members.
     """
-
-    def frames_loss(params, frames_uint8):
-        frames = autoencoder.to_unit_range(frames_uint8)
-        frames = frames[None] if frames.ndim == 3 else frames
-        per_frame = jnp.mean(jnp.square(model.apply({"params": params}, frames) - frames), axis=(1, 2, 3))
-        return per_frame
-
     if group_size == 1:
-        return lambda params, unit: jnp.mean(frames_loss(params, unit))
+        return lambda params, unit: batch_losses(params, unit[None])[0]
 
     def group_loss(params, group):
-        frames, member_padding = group
-        per_member = jax.vmap(lambda f: jnp.mean(frames_loss(params, f)))(frames)
+        members, member_padding = group
         real = jnp.logical_not(member_padding)
+        per_member = batch_losses(params, members)
         return jnp.sum(jnp.where(real, per_member, 0.0)) / jnp.maximum(real.sum(), 1)
 
     return group_loss
@@ -108,7 +102,6 @@ def make_unit_loss(model, group_size):
 def make_train_step(model, tx, config, *, private, expected_batch_size, noise_key, mesh):
     """The jitted ``train_step(state, batch, is_padding) -> (state, metrics)``."""
     group = config.dp.tf_privacy_group_size
-    unit_loss = make_unit_loss(model, group)
     if config.grad_method not in ("layerwise", "autodiff"):
         raise ValueError(f"grad_method must be 'layerwise' or 'autodiff', got {config.grad_method!r}")
     layerwise = config.grad_method == "layerwise"
@@ -121,6 +114,7 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
             f"more than one device ({mesh.size} here); use grad_method='layerwise' (see BUILD_NOTES.md)"
         )
     batch_losses = make_batch_losses(model)
+    unit_loss = make_unit_loss(batch_losses, group)
     rows_per_unit = config.dp.frames_per_video if config.dp.unit == "video" else 1
 
     def dp_grads(params, batch, is_padding, step):

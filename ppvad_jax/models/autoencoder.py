@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from ppvad_jax.models.phase_conv_transpose import PhaseConvTranspose
+from ppvad_jax.models.tap_conv import tap_conv
 
 ENCODER_FEATURES = (240, 64, 16)
 DECODER_FEATURES = (16, 64, 240)
@@ -47,7 +48,15 @@ class Encoder(nn.Module):
         x = frames.astype(self.dtype or jnp.float32)
         for i, f in enumerate(self.features):
             x = nn.relu(
-                nn.Conv(f, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype, name=f"conv{i}")(x)
+                nn.Conv(
+                    f,
+                    (3, 3),
+                    strides=(2, 2),
+                    padding="SAME",
+                    dtype=self.dtype,
+                    conv_general_dilated=tap_conv,
+                    name=f"conv{i}",
+                )(x)
             )
         return x
 
@@ -63,7 +72,7 @@ class Decoder(nn.Module):
         x = latent.astype(self.dtype or jnp.float32)
         for i, f in enumerate(self.features):
             x = nn.relu(PhaseConvTranspose(f, dtype=self.dtype, name=f"deconv{i}")(x))
-        x = nn.Conv(3, (3, 3), padding="SAME", dtype=self.dtype, name="out")(x)
+        x = nn.Conv(3, (3, 3), padding="SAME", dtype=self.dtype, conv_general_dilated=tap_conv, name="out")(x)
         return nn.sigmoid(x.astype(jnp.float32))
 
 

@@ -17,7 +17,8 @@ same outputs, a quarter of the multiply-adds of the zero-inserted version.
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
+
+from ppvad_jax.models.tap_conv import tap_conv
 
 
 def _same_padding_low(kernel, stride):
@@ -59,7 +60,7 @@ def phase_conv_transpose(x, kernel, *, stride=2, precision=None):
             # below 0 and past the end read zeros.
             padding = ((-min(offs_h), max(offs_h)), (-min(offs_w), max(offs_w)))
             cols.append(
-                lax.conv_general_dilated(
+                tap_conv(
                     x, sub, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision
                 )
             )

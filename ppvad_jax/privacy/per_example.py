@@ -9,10 +9,10 @@ This module computes the same numbers layer by layer. One batched forward and
 one batched backward pass, differentiated only with respect to zero "probes"
 added to each layer's output, give every layer's input ``x`` and output
 gradient ``g`` for every example (examples never interact: no BatchNorm). A
-layer's per-example kernel gradient is then, for each kernel tap, one batched
-matrix product of the shifted input window with ``g``: the same multiply-adds
-as the batched weight gradient, with no grouped convolution and no
-materialised im2col patches.
+layer's per-example kernel gradient is then one batched matrix product
+(``models.tap_conv.kernel_grad``, im2col windows or shifted output gradients
+against ``g``): the same multiply-adds as the batched weight gradient, with no
+grouped convolution.
 
 Supported layers: ``flax.linen.Conv`` (any stride, "SAME" or "VALID", no
 dilation or groups), ``flax.linen.Dense`` and ``models.PhaseConvTranspose``.
@@ -23,21 +23,11 @@ so a new layer can never be silently left unclipped; use the vmap method there.
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from ppvad_jax.models.phase_conv_transpose import PhaseConvTranspose, _phase_taps
+from ppvad_jax.models.tap_conv import kernel_grad
 
 SUPPORTED = (nn.Conv, nn.Dense, PhaseConvTranspose)
-
-
-def _window(x, dh, dw, out_h, out_w, stride):
-    """x[:, dh + stride*i, dw + stride*j] for i < out_h, j < out_w (x already padded)."""
-    return lax.slice(
-        x,
-        (0, dh, dw, 0),
-        (x.shape[0], dh + stride * (out_h - 1) + 1, dw + stride * (out_w - 1) + 1, x.shape[3]),
-        (1, stride, stride, 1),
-    )
 
 
 def _conv_padding(size, kernel, stride, out, padding):
@@ -60,35 +50,30 @@ def _conv_grads(module, x, g):
     out_h, out_w = g.shape[1], g.shape[2]
     ph = _conv_padding(x.shape[1], kh, s, out_h, module.padding)
     pw = _conv_padding(x.shape[2], kw, s, out_w, module.padding)
-    xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-    taps = [
-        [jnp.einsum("bhwi,bhwo->bio", _window(xp, dh, dw, out_h, out_w, s), g) for dw in range(kw)]
-        for dh in range(kh)
-    ]
-    grads = {"kernel": jnp.stack([jnp.stack(row, axis=1) for row in taps], axis=1)}
+    grads = {"kernel": kernel_grad(x, g, (kh, kw), (s, s), (ph, pw), per_example=True)}
     if module.use_bias:
         grads["bias"] = g.sum(axis=(1, 2))
     return grads
 
 
 def _phase_conv_transpose_grads(module, x, g):
-    """Per-example grads of a PhaseConvTranspose, tap by tap (each tap is in one phase)."""
+    """Per-example grads of a PhaseConvTranspose: each tap belongs to exactly one phase."""
     kh, kw = module.kernel_size
     s = module.stride
-    h, w = x.shape[1], x.shape[2]
     rows = [[None] * kw for _ in range(kh)]
     for ph in range(s):
         taps_h, offs_h = _phase_taps(kh, s, ph)
         for pw in range(s):
             taps_w, offs_w = _phase_taps(kw, s, pw)
-            g_phase = g[:, ph::s, pw::s]
-            lo_h, hi_h = -min(offs_h), max(offs_h)
-            lo_w, hi_w = -min(offs_w), max(offs_w)
-            xp = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
-            for th, oh in zip(taps_h, offs_h, strict=True):
-                for tw, ow in zip(taps_w, offs_w, strict=True):
-                    window = _window(xp, oh + lo_h, ow + lo_w, h, w, 1)
-                    rows[th][tw] = jnp.einsum("bhwi,bhwo->bio", window, g_phase)
+            pads = ((-min(offs_h), max(offs_h)), (-min(offs_w), max(offs_w)))
+            if any(p < 0 for pad in pads for p in pad):
+                raise NotImplementedError(f"layerwise per-example grads: cropping phase in {module.path}")
+            sub = kernel_grad(
+                x, g[:, ph::s, pw::s], (len(taps_h), len(taps_w)), (1, 1), pads, per_example=True
+            )
+            for a, th in enumerate(taps_h):
+                for b, tw in enumerate(taps_w):
+                    rows[th][tw] = sub[:, a, b]
     grads = {"kernel": jnp.stack([jnp.stack(r, axis=1) for r in rows], axis=1), "bias": g.sum(axis=(1, 2))}
     return grads
 

@@ -38,3 +38,9 @@ def world_copy(tiny_world, tmp_path):
     dst = tmp_path / "world"
     shutil.copytree(src, dst)
     return dst, manifest
+
+
+def pytest_configure(config):
+    # "slow": long but still run in CI (the whole suite must stay under 10 minutes there);
+    # deselect locally with -m "not slow".
+    config.addinivalue_line("markers", "slow: long-running test, still part of CI")

@@ -43,9 +43,7 @@ def main(argv):
     else:
         from ppvad_jax.models.darknet import convert
 
-        out = convert.convert_darknet(
-            _need(_CFG, "the .cfg"), _need(_WEIGHTS, "the .weights"), _OUTPUT.value
-        )
+        out = convert.convert_darknet(_need(_CFG, "the .cfg"), _need(_WEIGHTS, "the .weights"), _OUTPUT.value)
     spec = json.loads((pathlib.Path(out) / "spec.json").read_text())
     # Long fields (a copied cfg text, class names) are left out of the console summary.
     short = {k: v for k, v in spec.items() if len(json.dumps(v, default=str)) <= 300}

@@ -1,0 +1,301 @@
+"""What the server can still see: one video through an exported autoencoder, measured.
+
+``run(...)`` (called by ``launch.privacy_report``) reads any video OpenCV can
+decode, resizes its frames to the autoencoder's input (``export/spec.json``),
+encodes them with the camera half, optionally privatises each latent
+(``privacy.latent_ldp``), decodes with the server half, and reports:
+
+- image quality of the reconstructions (MSE, PSNR, SSIM: paper section 5.1.1);
+- faces found on originals vs reconstructions (``evaluation.faces``; the
+  paper's section 5.2.2 experiment, with the cascades standing in for DeepFace);
+- re-identification of real faces (``evaluation.reidentification``: the LFW
+  crops and the astronaut, tiled into frames of the autoencoder's size and sent
+  through the same camera -> server path);
+- the latents' L2 norms (to choose the latent-DP bound) and, when latent DP is
+  on, its per-frame epsilon;
+- the autoencoder's training epsilon as ``launch.train_autoencoder`` wrote it
+  in ``workdir/metrics.json`` (copied, never recomputed; absent if the file is).
+
+Outputs under ``output_dir``: ``privacy_report.json`` and
+``faces_side_by_side.png`` (original | reconstruction, faces boxed: green Haar,
+magenta LBP). Cost on the 2-core CPU is dominated by face detection: two
+cascades on two copies of every frame (module ``faces``), about 0.6 s per
+240x320 frame at ``upscale=1`` and 3.5 s at ``upscale=2``, almost all of it
+the LBP cascade (``face_backends=("haar",)`` drops it).
+"""
+
+import json
+import math
+import pathlib
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppvad_jax.data import errors, video_io
+from ppvad_jax.evaluation import faces, image_quality, reidentification
+from ppvad_jax.models import autoencoder_io
+from ppvad_jax.privacy import latent_ldp
+
+# metrics.json keys copied into the report (the trainer's privacy_report and what it ran).
+TRAINING_PRIVACY_KEYS = (
+    "optimizer",
+    "private",
+    "epsilon_pld",
+    "epsilon_rdp",
+    "delta",
+    "unit_of_privacy",
+    "noise_multiplier",
+    "accounted_noise_multiplier",
+    "sampling_rate",
+    "steps",
+    "accountants",
+)
+
+
+# --- Inputs ---------------------------------------------------------------------------------------
+
+
+def export_spec(ae_workdir):
+    """``ae_workdir/export/spec.json`` as a dict; clear errors when the workdir or export is missing.
+
+    Read on its own, before anything is decoded or compiled, so a wrong path
+    fails in a second rather than after loading the model.
+    """
+    workdir = pathlib.Path(ae_workdir)
+    if not workdir.is_dir():
+        raise FileNotFoundError(
+            f"autoencoder workdir {workdir} does not exist: train one with python -m launch.train_autoencoder"
+        )
+    spec = workdir / "export" / "spec.json"
+    if not spec.is_file():
+        raise FileNotFoundError(
+            f"{workdir} has no exported autoencoder ({spec} not found): "
+            "python -m launch.train_autoencoder writes it at the end of training"
+        )
+    return json.loads(spec.read_text())
+
+
+def load_autoencoder(ae_workdir):
+    """``(encode_fn, decode_fn, spec)`` from ``ae_workdir/export``.
+
+    Cost: ``autoencoder_io`` builds each half's parameter template with a full
+    ``init`` (seconds for the paper's model on CPU).
+    """
+    spec = export_spec(ae_workdir)
+    export = pathlib.Path(ae_workdir) / "export"
+    encode_fn, _ = autoencoder_io.load_encoder(export)
+    decode_fn, _ = autoencoder_io.load_decoder(export)
+    return encode_fn, decode_fn, spec
+
+
+def read_video(path, *, size, max_frames=None, frame_stride=1):
+    """uint8 RGB frames [N, H, W, 3] resized to ``size``; errors name the file."""
+    if frame_stride < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    indices = None
+    if max_frames is not None or frame_stride > 1:
+        stop = max_frames * frame_stride if max_frames is not None else 10**9
+        indices = range(0, stop, frame_stride)
+    frames = [frame for _, frame in video_io.read_frames(path, indices, size=size)]
+    if not frames:
+        raise errors.VideoReadError(path, "no frame could be decoded (empty, truncated or corrupt)")
+    return np.stack(frames)
+
+
+def training_privacy(ae_workdir):
+    """The trainer's privacy fields from ``metrics.json``, or None when there is no such file."""
+    path = pathlib.Path(ae_workdir) / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    out = {k: metrics[k] for k in TRAINING_PRIVACY_KEYS if k in metrics}
+    out["source"] = str(path)
+    return out
+
+
+# --- The camera -> server path --------------------------------------------------------------------
+
+
+def make_path(encode_fn, decode_fn, ldp_config, key):
+    """``reconstruct(frames float [B, H, W, 3]) -> (reconstructions, latent L2 norms)``.
+
+    Each call folds a counter into ``key``, so no two batches share noise.
+    """
+    calls = [0]
+
+    def reconstruct(frames):
+        latent = encode_fn(jnp.asarray(frames, jnp.float32))
+        norms = jnp.sqrt(jnp.sum(jnp.square(latent), axis=tuple(range(1, latent.ndim))))
+        released = latent_ldp.privatize_latent(latent, jax.random.fold_in(key, calls[0]), ldp_config)
+        calls[0] += 1
+        return np.asarray(decode_fn(released)), np.asarray(norms)
+
+    return reconstruct
+
+
+def reconstruct_all(reconstruct, frames, *, batch_size):
+    """``(reconstructions float32, latent norms)`` for frames [N, H, W, 3], uint8 or float in [0, 1].
+
+    The last batch is padded to ``batch_size`` (and the padding dropped), so
+    one compiled shape serves every call: a recompile of the paper's model
+    costs seconds on CPU.
+    """
+    recon, norms = [], []
+    for start in range(0, len(frames), batch_size):
+        batch = frames[start : start + batch_size]
+        batch = batch.astype(np.float32) / 255.0 if batch.dtype == np.uint8 else batch.astype(np.float32)
+        n = len(batch)
+        if n < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - n, *batch.shape[1:]), np.float32)])
+        r, m = reconstruct(batch)
+        recon.append(r[:n])
+        norms.append(m[:n])
+    return np.concatenate(recon), np.concatenate(norms)
+
+
+# --- Picture --------------------------------------------------------------------------------------
+
+
+def side_by_side(originals, reconstructions, counts, *, max_rows=4, min_width=320):
+    """Rows of original | reconstruction with every backend's boxes, the frames with most faces first."""
+    headline = next(iter(counts.values()))
+    order = sorted(range(len(originals)), key=lambda i: (-int(headline.original_counts[i]), i))[:max_rows]
+    h, w = originals.shape[1:3]
+    scale = max(1, math.ceil(min_width / w))
+    gap, label_h = 4, 14
+    rows = []
+    for i in order:
+        pair = []
+        for frames, boxes_of in ((originals, "original_boxes"), (reconstructions, "reconstructed_boxes")):
+            image = cv2.resize(
+                faces.to_uint8(frames[i]), (w * scale, h * scale), interpolation=cv2.INTER_NEAREST
+            )
+            for name, c in counts.items():
+                color = faces.BOX_COLORS.get(name, (255, 255, 255))
+                image = faces.draw_boxes(image, getattr(c, boxes_of)[i] * scale, color=color, thickness=2)
+            pair.append(image)
+        row = np.full((label_h + h * scale, 2 * w * scale + gap, 3), 255, np.uint8)
+        row[label_h:, : w * scale] = pair[0]
+        row[label_h:, w * scale + gap :] = pair[1]
+        text = f"frame {i}: " + ", ".join(
+            f"{n} {int(c.original_counts[i])}->{int(c.reconstructed_counts[i])}" for n, c in counts.items()
+        )
+        cv2.putText(row, text, (2, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        rows.append(row)
+    spacer = np.full((gap, rows[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate([x for row in rows for x in (row, spacer)][:-1])
+
+
+# --- The report -----------------------------------------------------------------------------------
+
+
+def run(
+    *,
+    ae_workdir,
+    video,
+    max_frames=64,
+    frame_stride=1,
+    output_dir=None,
+    ldp_config=None,
+    face_backends=("haar", "lbp"),
+    face_config=None,
+    reid_features=reidentification.FEATURES,
+    batch_size=8,
+    seed=0,
+):
+    """Measures one video (module docstring); returns the report dict, also written as JSON.
+
+    Args:
+      output_dir: where the JSON and PNG go; None: ``ae_workdir/privacy_report``.
+      ldp_config: a ``latent_ldp.LatentLdpConfig``; None: off.
+      face_config: a ``faces.FaceDetectorConfig``; None: its defaults.
+      reid_features: re-identification feature spaces to attack in; () skips it.
+    """
+    if not face_backends:
+        raise ValueError("face_backends is empty: name at least one (the first is the headline)")
+    ldp_config = ldp_config or latent_ldp.LatentLdpConfig()
+    face_config = face_config or faces.FaceDetectorConfig()
+    height, width = export_spec(ae_workdir)["frame_shape"][:2]
+    # The video before the model: a bad file is reported without waiting for the model to load.
+    originals = read_video(video, size=(height, width), max_frames=max_frames, frame_stride=frame_stride)
+    encode_fn, decode_fn, _ = load_autoencoder(ae_workdir)
+    reconstruct = make_path(encode_fn, decode_fn, ldp_config, jax.random.key(seed))
+    recon, norms = reconstruct_all(reconstruct, originals, batch_size=batch_size)
+
+    quality = image_quality.summarize(
+        image_quality.per_frame(jnp.asarray(originals, jnp.float32) / 255.0, jnp.asarray(recon))
+    )
+    counts = faces.count_faces(originals, recon, backends=face_backends, config=face_config)
+    by_backend = {name: c.summary() for name, c in counts.items()}
+    headline_name = face_backends[0]
+    headline = by_backend[headline_name]
+
+    report = {
+        "video": str(video),
+        "ae_workdir": str(ae_workdir),
+        "frames": int(len(originals)),
+        "frame_shape": [int(height), int(width), 3],
+        "frame_stride": frame_stride,
+        "faces_original": headline["faces_original"],
+        "faces_reconstructed": headline["faces_reconstructed"],
+        "faces_matched": headline["faces_matched"],
+        "face_detection_rate": headline["detection_rate"],
+        "matched_face_detection_rate": headline["matched_detection_rate"],
+        "face_backend": headline_name,
+        "faces_by_backend": by_backend,
+        "face_detector": {"upscale": face_config.upscale, "min_size": face_config.min_size},
+        "mse": quality["mse"],
+        "psnr": quality["psnr"],
+        "ssim": quality["ssim"],
+        "nonfinite_quality_frames": quality["ssim_nonfinite"],
+        "latent_l2_norm": {
+            "p10": float(np.percentile(norms, 10)),
+            "median": float(np.median(norms)),
+            "p90": float(np.percentile(norms, 90)),
+        },
+    }
+    if ldp_config.enabled:
+        report["latent_ldp"] = latent_ldp.epsilon(ldp_config)
+        report["latent_ldp"]["clipped_fraction"] = float(np.mean(norms > ldp_config.l2_bound))
+    else:
+        report["latent_ldp"] = {"enabled": False}
+    report["autoencoder_training_privacy"] = training_privacy(ae_workdir)
+
+    if reid_features:
+        identities = reidentification.identity_set()
+        probes = reidentification.crops_through(
+            lambda f: reconstruct_all(reconstruct, f, batch_size=batch_size)[0],
+            identities.probes,
+            (height, width, 3),
+        )
+        report["reidentification"] = {
+            "gallery": f"{identities.num_identities} identities (lfw_subset faces + astronaut), "
+            "3 augmented views each; probes through the same camera -> server path",
+            **{f: reidentification.attack(identities, probes, feature=f) for f in reid_features},
+        }
+
+    out_dir = pathlib.Path(output_dir) if output_dir else pathlib.Path(ae_workdir) / "privacy_report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / "faces_side_by_side.png"
+    picture = side_by_side(originals, recon, counts)
+    if not cv2.imwrite(str(png), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {png}")
+    report["side_by_side_png"] = str(png)
+    report["report_json"] = str(out_dir / "privacy_report.json")
+    (out_dir / "privacy_report.json").write_text(json.dumps(json_safe(report), indent=2))
+    return report
+
+
+def json_safe(value):
+    """JSON has no infinity or NaN: they are written as the strings "inf", "-inf", "nan"."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

@@ -585,3 +585,21 @@ def test_convert_weights_cli_for_darknet(converted, tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"] == str(tmp_path / "out")
     assert (tmp_path / "out/params.msgpack").read_bytes() == (tmp / "model/params.msgpack").read_bytes()
+
+
+def test_yolo_bag_detector_matches_detect_image(converted):
+    """The classifier's YOLO backend: batched bags equal detect_image's, frame by frame."""
+    from ppvad_jax.models.darknet import bag_detector
+
+    tmp = converted[0]
+    model, variables, spec = convert.load_converted(tmp / "model")
+    backend = bag_detector.YoloBagDetector(tmp / "model", conf_threshold=0.3, batch_size=2)
+    assert len(backend.classes) == 80 and backend.classes[0] == spec["class_names"][0]
+    frames = np.random.default_rng(4).integers(0, 256, (3, 120, 200, 3), dtype=np.uint8)  # 3: a ragged batch
+    bags = backend.bag(frames)
+    assert bags.shape == (3, 80)
+    for frame, bag in zip(frames, bags, strict=True):
+        want = detect.detect_image(model, variables, spec, frame, conf_threshold=0.3, iou_threshold=0.45).bag
+        np.testing.assert_array_equal(bag, want)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        backend.bag(frames.astype(np.float32))

@@ -1,0 +1,102 @@
+r"""The paper's two-stream anomaly classifier (Table 1 variants), trained on what the server sees.
+
+  python -m launch.train_classifier --config=configs/classifier.py:variant=2s_bag \
+      --config.data.dataset_dir=/data/tfds/ucf_crime2local/default/1.0.0 \
+      --config.autoencoder_workdir=runs/ae_dpadam --config.backbone.pretrained=weights/resnet50 \
+      --workdir=runs/cls_2s_bag
+
+On a 2-core CPU (synthetic world, classic detector, small head, random-init backbones):
+
+  python -m launch.train_classifier --config=configs/classifier.py:variant=2s_bag,runlocal=True \
+      --config.data.dataset_dir=runs/demo/data/ucf_crime2local/runlocal/1.0.0 \
+      --config.autoencoder_workdir=runs/demo/ae --workdir=runs/cls
+
+``arg``: ``variant`` (2s_bag | 2s_no_bag | 1s_bag | 1s_no_bag, optionally + _no_hm or _ha),
+``optimizer`` (adam | dpsgd | dpadam | dpadagrad) and ``runlocal``.
+``backbone.pretrained`` is a directory written by ``launch.convert_weights --from=torchvision``;
+the full config asks for ``weights/resnet50`` and fails, saying what to fetch, if it is missing.
+Random initialisation only with ``--config.backbone.pretrained=''`` (logged loudly, recorded in
+metrics.json); ``runlocal`` sets that, because nothing can be downloaded here.
+"""
+
+import ml_collections
+
+OPTIMIZERS = ("adam", "dpsgd", "dpadam", "dpadagrad")
+
+
+def _parse(arg):
+    out = {}
+    for item in filter(None, (arg or "").split(",")):
+        key, _, value = item.partition("=")
+        out[key.strip()] = value.strip()
+    unknown = set(out) - {"variant", "optimizer", "runlocal"}
+    if unknown:
+        raise ValueError(
+            f"unknown config arg(s) {sorted(unknown)}; use variant=..., optimizer=..., runlocal=True"
+        )
+    return out
+
+
+def get_config(arg=None):
+    args = _parse(arg)
+    optimizer = args.get("optimizer", "adam")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    runlocal = args.get("runlocal", "False").lower() in ("1", "true", "yes")
+
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.variant = args.get("variant", "2s_bag")
+    config.optimizer = optimizer
+    config.data = ml_collections.ConfigDict()
+    config.data.dataset_dir = ""
+    config.autoencoder_workdir = ""  # '' = the clear-frame baseline (no autoencoder)
+    config.inputs_dir = ""  # cache of reconstructions/flows/bags; '' = WORKDIR/inputs
+    config.input_size = 224
+    config.detector = ml_collections.ConfigDict()
+    config.detector.backend = "yolo"  # yolo (converted YOLOv4) | classic (OpenCV, no weights)
+    config.detector.model_dir = "weights/yolov4"
+    config.detector.conf_threshold = 0.25
+    config.backbone = ml_collections.ConfigDict()
+    config.backbone.pretrained = "weights/resnet50"
+    config.backbone.norm = "frozen_bn"
+    config.head_width = 4096
+    config.dropout = 0.5
+    config.batch_size = 32  # K
+    config.hard_mining_alpha = 3
+    config.class_weights = (1.0, 2.0)
+    config.soft_label = 0.5
+    config.eval_batch_size = 32
+    config.phase1 = ml_collections.ConfigDict()
+    config.phase1.enabled = True
+    config.phase1.learning_rate = 1e-5
+    config.phase1.max_epochs = 100
+    config.phase1.patience = 5
+    config.phase1.max_steps_per_epoch = 0  # 0: the whole epoch
+    config.phase2 = ml_collections.ConfigDict()
+    config.phase2.enabled = True
+    config.phase2.learning_rate = 1e-6
+    config.phase2.max_epochs = 100
+    config.phase2.patience = 5
+    config.phase2.max_steps_per_epoch = 0
+    config.dp = ml_collections.ConfigDict()
+    config.dp.noise_multiplier = 1.0
+    config.dp.l2_clip_norm = 1.0
+    config.dp.delta = 0.0  # 0: 10^-k just below 1/N
+    config.dp.microbatch_size = 0  # per-example gradients held at once; 0: the whole batch
+    config.dp.batch_bucket = 0
+
+    if runlocal:
+        config.input_size = 112  # ResNet-50 at 112x112: a quarter of the 224 cost
+        config.detector.backend = "classic"
+        config.backbone.pretrained = ""
+        config.backbone.norm = "group"  # from scratch a frozen BN is the identity
+        config.head_width = 256
+        config.batch_size = 8
+        config.eval_batch_size = 16
+        config.phase1.learning_rate = 1e-3
+        config.phase1.max_epochs = 30
+        config.phase2.learning_rate = 1e-5
+        config.phase2.max_epochs = 1
+        config.phase2.max_steps_per_epoch = 4
+    return config

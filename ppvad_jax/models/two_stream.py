@@ -1,0 +1,95 @@
+"""The paper's anomaly classifier (section 3.4.2, Figure 2): two ResNet-50 streams + bag of objects.
+
+Spatial stream: the reconstructed frame -> ResNet-50 -> global average pool (2048).
+Motion stream: the optical flow between consecutive reconstructions, encoded as
+an image (``data.flow.encode_flow``) -> its own ResNet-50 -> pool (2048).
+Joint fusion: both pooled vectors concatenated with the bag of objects, then
+FC 4096 + ReLU + dropout 0.5, FC 4096 + ReLU + dropout 0.5, one logit; the
+anomaly confidence is its sigmoid.
+
+Variants (Table 1): two streams or only the spatial one ("1S"), with or without
+the bag. Choices the paper leaves open (BUILD_NOTES.md): the bag enters as
+``log1p(counts)``, so that a crowded frame's counts (tens) sit on the scale of
+the pooled features instead of dominating the first FC layer; the head width is
+configurable (4096 in the paper, narrower in ``runlocal`` configs).
+
+The model is split so training can freeze the backbones cheaply: ``features``
+(the backbones; expensive, cacheable while frozen) and ``classify`` (the head).
+Parameters: ``{"spatial", "motion", "head"}``; ``batch_stats`` holds the frozen
+BatchNorm statistics of each stream (never updated: no cross-example mixing
+under per-example DP gradients).
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from ppvad_jax.models import resnet, resnet_preprocess
+
+VARIANTS = ("2s_bag", "2s_no_bag", "1s_bag", "1s_no_bag")
+
+
+def parse_variant(name):
+    """'2s_bag' -> (streams=2, use_bag=True). Training modifiers (_no_hm, _ha) are stripped."""
+    base = name.removesuffix("_ha").removesuffix("_no_hm")
+    if base not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}: expected one of {VARIANTS}, optionally + _no_hm or _ha")
+    return int(base[0]), base.endswith("_bag") and not base.endswith("_no_bag")
+
+
+class AnomalyHead(nn.Module):
+    """FC width + ReLU + dropout, twice, then one logit."""
+
+    width: int = 4096
+    dropout: float = 0.5
+
+    @nn.compact
+    def __call__(self, x, *, train=False):
+        for i in range(2):
+            x = nn.relu(nn.Dense(self.width, name=f"fc{i}")(x))
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(1, name="logit")(x)[..., 0]
+
+
+class TwoStreamClassifier(nn.Module):
+    """Frames and flow images [N, H, W, 3] uint8 (any size; resized to ``size``) + bag -> logit [N]."""
+
+    streams: int = 2
+    use_bag: bool = True
+    head_width: int = 4096
+    dropout: float = 0.5
+    norm: str = "frozen_bn"
+    preprocessing: str = "caffe_bgr"
+    size: int = resnet_preprocess.SIZE
+    dtype: object = None
+
+    def setup(self):
+        if self.streams not in (1, 2):
+            raise ValueError(f"streams must be 1 or 2, got {self.streams}")
+        self.spatial = resnet.ResNet50(num_classes=None, norm=self.norm, dtype=self.dtype)
+        if self.streams == 2:
+            self.motion = resnet.ResNet50(num_classes=None, norm=self.norm, dtype=self.dtype)
+        self.head = AnomalyHead(self.head_width, self.dropout)
+
+    def _stream(self, backbone, images):
+        x = resnet_preprocess.preprocess(images, mode=self.preprocessing, size=self.size)
+        return backbone(x)["features"]
+
+    def features(self, frames, flows=None):
+        """Pooled backbone features [N, 2048 * streams]."""
+        out = [self._stream(self.spatial, frames)]
+        if self.streams == 2:
+            if flows is None:
+                raise ValueError("a two-stream classifier needs flow images")
+            out.append(self._stream(self.motion, flows))
+        return jnp.concatenate(out, axis=-1)
+
+    def classify(self, features, bag=None, *, train=False):
+        """Head on pooled features (+ the bag): the logit [N]."""
+        if self.use_bag:
+            if bag is None:
+                raise ValueError("a *_bag classifier needs the bag of objects")
+            features = jnp.concatenate([features, jnp.log1p(jnp.asarray(bag, features.dtype))], axis=-1)
+        return self.head(features, train=train)
+
+    def __call__(self, frames, flows=None, bag=None, *, train=False):
+        return self.classify(self.features(frames, flows), bag, train=train)

@@ -1,0 +1,546 @@
+"""Training the two-stream anomaly classifier (paper sections 3.4.3-3.4.4 and 4.3).
+
+The recipe, all configurable (``configs/classifier.py``):
+- inputs are what the server sees: frames through a trained autoencoder (or
+  none, the clear-frame baseline), flow between reconstructions, bag of objects
+  (``classifier_inputs``, cached once);
+- phase 1 trains only the head at 1e-5 on backbone features computed once
+  (the backbones are frozen, so recomputing them every epoch would be pure
+  waste: a ResNet-50 forward is ~0.2 s per frame on the 2-core CPU); phase 2
+  trains everything at 1e-6 on the cached images; both stop when the
+  validation loss has not improved for ``patience`` epochs and keep the best;
+- loss: binary cross-entropy with class weights 1 (normal) : 2 (anomaly); soft
+  anomalies are neither fully normal nor fully anomalous (section 3.4.4): their
+  target is ``soft_label`` (0.5), and the ``_ha`` variants drop them from
+  training altogether (test keeps them, as normal);
+- hard-sample mining (alpha = 3): each step scores alpha*K candidates drawn
+  without replacement, in inference mode, and trains on the K with the highest
+  loss; an epoch is then N / (alpha K) steps (the paper's 1/alpha of the data);
+  ``_no_hm`` variants train on plain batches of K;
+- optimizers adam | dpsgd | dpadam | dpadagrad, the DP ones through the same
+  privatizer as the autoencoder.
+
+DP and hard mining. Under DP the candidates are a Poisson sample (rate
+alpha*K/N) and the K hardest are trained on. Adding one example to the data can
+bring it into the top K and push another example out, so the clipped sum moves
+by up to 2C, not C: the accountant is given noise_multiplier / 2 (recorded as
+``accounted_noise_multiplier``). Without mining the sensitivity is C.
+The unit of privacy is one training frame.
+"""
+
+import json
+import math
+import pathlib
+import time
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+from absl import logging
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ppvad_jax.data import ucf_layout
+from ppvad_jax.models import resnet_weights, two_stream
+from ppvad_jax.privacy import accounting, batch_selection, dp_gradient
+from ppvad_jax.training import optimizers
+from ppvad_jax.training.autoencoder import make_mesh, to_global
+
+NORMAL, SOFT, HARD = 0, 1, 2
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: dict
+    opt_state: optax.OptState
+
+
+def targets_and_mask(labels, *, hard_only, soft_label):
+    """Training targets in [0, 1] and which frames train at all."""
+    labels = np.asarray(labels)
+    target = np.where(labels == HARD, 1.0, np.where(labels == SOFT, soft_label, 0.0)).astype(np.float32)
+    keep = labels != SOFT if hard_only else np.ones(len(labels), bool)
+    return target, keep
+
+
+def weighted_bce(logits, target, class_weights):
+    """Per-example BCE, weighted by ``class_weights[0]`` (normal) ... ``[1]`` (anomaly).
+
+    A soft target t is weighted by the interpolation w0 + t (w1 - w0).
+    """
+    w = class_weights[0] + target * (class_weights[1] - class_weights[0])
+    return w * optax.sigmoid_binary_cross_entropy(logits, target)
+
+
+# --- Steps ------------------------------------------------------------------------------------
+
+
+def make_steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key, mesh):
+    """``train_step(state, batch, is_padding) -> (state, metrics)`` with optional mining, and
+    ``losses(params, batch) -> [B]`` (inference mode) and ``logits(params, batch)``.
+
+    ``apply_fn(params, inputs, *, train, rng) -> logits [B]``; a batch is
+    ``{"inputs": ..., "target": [B]}``.
+    """
+    weights = tuple(config.class_weights)
+    mining = config.hard_mining_alpha > 1
+    k = config.batch_size
+
+    def example_losses(params, batch, *, train, rng):
+        logits = apply_fn(params, batch["inputs"], train=train, rng=rng)
+        return weighted_bce(logits, batch["target"], weights)
+
+    def select(params, batch, is_padding):
+        """The K hardest real candidates (inference-mode losses); padding never chosen."""
+        losses = example_losses(params, batch, train=False, rng=None)
+        losses = jnp.where(is_padding, -jnp.inf, jax.lax.stop_gradient(losses))
+        _, idx = jax.lax.top_k(losses, k)
+        return jax.tree.map(lambda a: a[idx], batch), is_padding[idx]
+
+    def train_step(state, batch, is_padding):
+        if mining:
+            batch, is_padding = select(state.params, batch, is_padding)
+        rng = jax.random.fold_in(jax.random.fold_in(noise_key, 1), state.step)  # dropout
+        if private:
+
+            def unit_loss(params, example):
+                one = jax.tree.map(lambda a: a[None], example)
+                return example_losses(params, one, train=True, rng=rng)[0]
+
+            grads, clip = dp_gradient.dp_gradient(
+                unit_loss,
+                state.params,
+                batch,
+                is_padding,
+                jax.random.fold_in(noise_key, state.step),  # replicated: one draw per step
+                noise_multiplier=config.dp.noise_multiplier,
+                l2_clip_norm=config.dp.l2_clip_norm,
+                expected_batch_size=expected_batch_size,
+                microbatch_size=config.dp.microbatch_size or None,
+            )
+            loss = clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1)
+        else:
+            keep = jnp.logical_not(is_padding)
+
+            def mean_loss(params):
+                losses = example_losses(params, batch, train=True, rng=rng)
+                return jnp.sum(jnp.where(keep, losses, 0.0)) / jnp.maximum(keep.sum(), 1)
+
+            loss, grads = jax.value_and_grad(mean_loss)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(state.step + 1, params, opt_state), {"loss": loss}
+
+    replicated = NamedSharding(mesh, P())
+    data = NamedSharding(mesh, P("data"))
+    train = jax.jit(
+        train_step,
+        in_shardings=(replicated, data, data),
+        out_shardings=(replicated, replicated),
+        donate_argnums=(0,),
+    )
+    losses = jax.jit(
+        lambda p, b: example_losses(p, b, train=False, rng=None), in_shardings=(replicated, data)
+    )
+    logits = jax.jit(
+        lambda p, b: apply_fn(p, b["inputs"], train=False, rng=None), in_shardings=(replicated, data)
+    )
+    return train, losses, logits
+
+
+# --- Batches ----------------------------------------------------------------------------------
+
+
+def _pad_to(n, multiple):
+    return multiple * math.ceil(n / multiple)
+
+
+def run_batches(fn, params, make_batch, n, *, batch_size, mesh):
+    """``fn(params, batch)`` over all n examples in padded batches; real rows' outputs concatenated."""
+    data = NamedSharding(mesh, P("data"))
+    size = _pad_to(batch_size, jax.device_count())
+    out = []
+    for start in range(0, n, size):
+        idx = np.arange(start, min(n, start + size))
+        batch = make_batch(np.pad(idx, (0, size - len(idx)), mode="edge"))
+        batch = jax.tree.map(lambda a: to_global(np.asarray(a), data), batch)
+        out.append(np.asarray(fn(params, batch))[: len(idx)])
+    return np.concatenate(out)
+
+
+def epoch_batches(train_ids, epoch, *, config, private, sampler, steps_per_epoch):
+    """(indices, is_padding) of each step of one epoch.
+
+    Non-private: a permutation seeded by (seed, epoch), cut into chunks of
+    alpha*K candidates (K without mining). Private: Poisson samples of rate
+    alpha*K/N, padded to bucketed sizes (the accountant's assumption).
+    """
+    alpha = max(1, config.hard_mining_alpha)
+    chunk = _pad_to(alpha * config.batch_size, jax.device_count())
+    if private:
+        for i in range(steps_per_epoch):
+            b = sampler.sample(epoch * steps_per_epoch + i)
+            # top-K selection needs at least K rows; extra padding is never selected.
+            size = max(len(b.indices), chunk)
+            idx = np.pad(train_ids[b.indices], (0, size - len(b.indices)), mode="edge")
+            yield idx, np.pad(b.is_padding, (0, size - len(b.indices)), constant_values=True)
+        return
+    order = train_ids[np.random.default_rng([config.seed, epoch]).permutation(len(train_ids))]
+    for start in range(0, len(order) - chunk + 1 if len(order) >= chunk else 1, chunk):
+        idx = order[start : start + chunk]
+        pad = chunk - len(idx)
+        yield np.pad(idx, (0, pad), mode="edge"), np.arange(chunk) >= len(idx)
+
+
+# --- Phases -----------------------------------------------------------------------------------
+
+
+def run_phase(name, state, best, *, train_step, batches, val_loss, phase, manager, record):
+    """Epochs with early stopping on validation loss. Returns (state, best_params).
+
+    ``record`` (JSON, saved with every checkpoint) carries epoch, best loss and
+    patience count, so a killed run resumes at the next epoch with the same
+    data order (epochs are seeded by their number).
+    """
+    progress = tqdm.tqdm(
+        total=phase.max_epochs, initial=record["epoch"], desc=f"classifier {name}", unit="epoch"
+    )
+    while record["epoch"] < phase.max_epochs and record["stale"] < phase.patience:
+        epoch, start, losses = record["epoch"], time.perf_counter(), []
+        for batch, is_padding in batches(epoch):
+            state, metrics = train_step(state, batch, is_padding)
+            losses.append(float(metrics["loss"]))
+            if phase.max_steps_per_epoch and len(losses) >= phase.max_steps_per_epoch:
+                break
+        val = float(val_loss(state.params))
+        if not np.isfinite(val):
+            raise FloatingPointError(f"classifier {name}: validation loss {val} after epoch {epoch}")
+        if record["best_val"] is None or val < record["best_val"]:
+            # A copy: the next train_step donates state's buffers.
+            record["best_val"], record["stale"], best = val, 0, jax.tree.map(jnp.copy, state.params)
+        else:
+            record["stale"] += 1
+        record["epoch"] = epoch + 1
+        record["steps"] += len(losses)
+        record["history"].append(
+            {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, "val_loss": val,
+             "steps": len(losses), "seconds": round(time.perf_counter() - start, 2)}
+        )  # fmt: skip
+        progress.update(1)
+        progress.set_postfix(val=f"{val:.4f}", best=f"{record['best_val']:.4f}")
+        manager.save(
+            record["epoch"],
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave({"state": state, "best": best}), meta=ocp.args.JsonSave(record)
+            ),
+        )
+    manager.wait_until_finished()
+    progress.close()
+    record["done"] = True
+    return state, best
+
+
+def resume(manager, state):
+    """(state, best, record) from the phase's latest checkpoint, or fresh ones."""
+    record = {"epoch": 0, "best_val": None, "stale": 0, "steps": 0, "history": []}
+    if manager.latest_step() is None:
+        return state, jax.tree.map(jnp.copy, state.params), record
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": state, "best": state.params})
+    restored = manager.restore(
+        manager.latest_step(),
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+    )
+    logging.info("resumed classifier phase at epoch %d", restored.meta["epoch"])
+    return restored.state["state"], restored.state["best"], restored.meta
+
+
+# --- The run ----------------------------------------------------------------------------------
+
+
+def make_detector(config):
+    if config.detector.backend == "classic":
+        from ppvad_jax.models import classic_detector
+
+        return classic_detector.ClassicDetector()
+    if config.detector.backend == "yolo":
+        from ppvad_jax.models.darknet import bag_detector
+
+        return bag_detector.YoloBagDetector(
+            config.detector.model_dir, conf_threshold=config.detector.conf_threshold
+        )
+    raise ValueError(f"detector.backend must be 'classic' or 'yolo', got {config.detector.backend!r}")
+
+
+def _autoencoder(config):
+    """(export dir or None, the autoencoder's metrics.json or None)."""
+    if not config.autoencoder_workdir:
+        return None, None
+    workdir = pathlib.Path(config.autoencoder_workdir)
+    export = workdir / "export"
+    if not (export / "spec.json").is_file():
+        raise FileNotFoundError(
+            f"{export}/spec.json not found: train it with python -m launch.train_autoencoder"
+        )
+    metrics = workdir / "metrics.json"
+    return export, json.loads(metrics.read_text()) if metrics.is_file() else None
+
+
+def privacy_report(config, *, private, num_units, steps, mining):
+    if not private:
+        return {"epsilon_rdp": None, "epsilon_pld": None, "delta": None, "private": False}
+    alpha = config.hard_mining_alpha if mining else 1
+    q = min(1.0, alpha * config.batch_size / num_units)
+    sigma = config.dp.noise_multiplier / (2.0 if mining else 1.0)
+    delta = config.dp.delta or accounting.default_delta(num_units)
+    out = accounting.report(accounting.DpParams(sigma, q, steps, delta), unit="frame")
+    out.update(private=True, noise_multiplier=config.dp.noise_multiplier, accounted_noise_multiplier=sigma)
+    return out
+
+
+def train_and_evaluate(config, workdir):
+    """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable."""
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    from ppvad_jax.training import classifier_inputs
+
+    streams, use_bag = two_stream.parse_variant(config.variant)
+    hard_only = config.variant.endswith("_ha")
+    mining = not config.variant.endswith("_no_hm") and config.hard_mining_alpha > 1
+    config = config.copy_and_resolve_references()
+    if not mining:
+        config.hard_mining_alpha = 1
+    private = optimizers.is_private(config.optimizer)
+    if not config.data.dataset_dir:
+        raise ValueError(
+            "set --config.data.dataset_dir to a prepared dataset (python -m launch.prepare_data)"
+        )
+
+    # Inputs: what the server would see, cached.
+    export, ae_metrics = _autoencoder(config)
+    inputs_dir = pathlib.Path(config.inputs_dir or workdir / "inputs")
+    spec = {
+        "dataset": str(pathlib.Path(config.data.dataset_dir).absolute()),
+        "autoencoder": str(export.absolute()) if export else None,
+        "detector": config.detector.backend,
+    }
+    reconstructor = classifier_inputs.Reconstructor(export)
+    detector = make_detector(config)
+    data = {
+        split: classifier_inputs.build_split(
+            config.data.dataset_dir,
+            split,
+            inputs_dir,
+            reconstructor=reconstructor,
+            detector=detector,
+            size=config.input_size,
+            spec=spec,
+        )  # fmt: skip
+        for split in ("train", "validation", "test")
+    }
+    train_target, train_keep = targets_and_mask(
+        data["train"]["labels"], hard_only=hard_only, soft_label=config.soft_label
+    )
+    val_target, val_keep = targets_and_mask(
+        data["validation"]["labels"], hard_only=hard_only, soft_label=config.soft_label
+    )
+    train_ids = np.flatnonzero(train_keep)
+    val_ids = np.flatnonzero(val_keep)
+    if len(train_ids) < config.batch_size * config.hard_mining_alpha:
+        raise ValueError(
+            f"{len(train_ids)} training frames, fewer than one step's "
+            f"{config.batch_size * config.hard_mining_alpha} candidates: lower batch_size or add data"
+        )
+
+    # Model: backbones from converted weights (or a loudly flagged random init) + a fresh head.
+    backbone = resnet_weights.load_backbone(
+        config.backbone.pretrained or None, norm=config.backbone.norm, seed=config.seed
+    )
+    model = two_stream.TwoStreamClassifier(
+        streams=streams, use_bag=use_bag, head_width=config.head_width, dropout=config.dropout,
+        norm=backbone.spec["norm"], preprocessing=backbone.spec["preprocessing"], size=config.input_size,
+    )  # fmt: skip
+    mesh = make_mesh()
+    key = jax.random.key(config.seed)
+    init_key, noise_key = jax.random.split(key)
+    n_bag = data["train"]["bags"].shape[1]
+    one = np.zeros((1, config.input_size, config.input_size, 3), np.uint8)
+    variables = jax.jit(lambda k: model.init(k, one, one, np.zeros((1, n_bag), np.float32)))(init_key)
+    variables = flax.core.unfreeze(variables)
+    for stream in ("spatial", "motion")[:streams]:
+        for collection, values in backbone.variables.items():
+            # Own buffers per stream: the train step donates its state, and a buffer donated twice fails.
+            variables.setdefault(collection, {})[stream] = jax.tree.map(jnp.array, values)
+    stats = {k: v for k, v in variables.items() if k != "params"}
+
+    features_fn = jax.jit(lambda v, b: model.apply(v, b["frames"], b["flows"], method=model.features))
+
+    def feature_batch(split):
+        d = data[split]
+        return lambda idx: {"frames": d["frames"][idx], "flows": d["flows"][idx]}
+
+    # Phase 1: frozen backbones, features computed once.
+    features = {}
+    for split in data:
+        path = workdir / "features" / f"{split}.npy"
+        if path.is_file():
+            features[split] = np.load(path)
+            continue
+        logging.info("phase 1: backbone features for %s (%d frames)", split, len(data[split]["labels"]))
+        features[split] = run_batches(
+            features_fn, variables, feature_batch(split), len(data[split]["labels"]),
+            batch_size=config.eval_batch_size, mesh=mesh,
+        )  # fmt: skip
+        path.parent.mkdir(exist_ok=True)
+        np.save(path, features[split])
+
+    def head_apply(head, inputs, *, train, rng):
+        rngs = {"dropout": rng} if train else {}
+        return model.apply(
+            {"params": {"head": head}},
+            inputs["features"],
+            inputs["bag"],
+            train=train,
+            rngs=rngs,
+            method=model.classify,
+        )
+
+    def full_apply(params, inputs, *, train, rng):
+        rngs = {"dropout": rng} if train else {}
+        return model.apply(
+            {"params": params, **stats},
+            inputs["frames"],
+            inputs["flows"],
+            inputs["bag"],
+            train=train,
+            rngs=rngs,
+        )
+
+    def batch_fn(split, target, kind):
+        d = data[split]
+
+        def make(idx):
+            inputs = {"bag": d["bags"][idx]}
+            if kind == "head":
+                inputs["features"] = features[split][idx]
+            else:
+                inputs["frames"], inputs["flows"] = d["frames"][idx], d["flows"][idx]
+            return {"inputs": inputs, "target": target[idx]}
+
+        return make
+
+    num_units = len(train_ids)
+    alpha = config.hard_mining_alpha
+    steps_per_epoch = max(1, num_units // _pad_to(alpha * config.batch_size, jax.device_count()))
+    sampler = batch_selection.PoissonSampler(
+        num_units=num_units, sampling_rate=min(1.0, alpha * config.batch_size / num_units), seed=config.seed,
+        granularity=jax.device_count(), bucket=config.dp.batch_bucket,
+    )  # fmt: skip
+    expected = config.batch_size if mining else sampler.expected_batch_size
+    data_sharding = NamedSharding(mesh, P("data"))
+    records = {}
+    params = variables["params"]
+    for name, phase, kind in (("phase1", config.phase1, "head"), ("phase2", config.phase2, "full")):
+        if not phase.enabled:
+            continue
+        apply_fn = head_apply if kind == "head" else full_apply
+        tx = optimizers.make(config.optimizer, phase.learning_rate)
+        start_params = params["head"] if kind == "head" else params
+        state = TrainState(jnp.int32(0), start_params, tx.init(start_params))
+        manager = ocp.CheckpointManager(
+            (workdir / "checkpoints" / name).absolute(),
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+        )
+        state, best, record = resume(manager, state)
+        if kind == "full" and record["best_val"] is None and "phase1" in records:
+            # Phase 2 must beat phase 1 to replace it: start from its best validation loss.
+            record["best_val"] = records["phase1"]["best_val"]
+        train_step, losses_fn, _ = make_steps(
+            apply_fn, tx, config, private=private, expected_batch_size=expected,
+            noise_key=jax.random.fold_in(noise_key, len(records)), mesh=mesh,
+        )  # fmt: skip
+        make_train = batch_fn("train", train_target, kind)
+        make_val = batch_fn("validation", val_target, kind)
+
+        def batches(epoch, make_train=make_train):
+            for idx, pad in epoch_batches(train_ids, epoch, config=config, private=private, sampler=sampler,
+                                          steps_per_epoch=steps_per_epoch):  # fmt: skip
+                batch = jax.tree.map(lambda a: to_global(np.asarray(a), data_sharding), make_train(idx))
+                yield batch, to_global(np.asarray(pad), data_sharding)
+
+        def val_loss(p, losses_fn=losses_fn, make_val=make_val):
+            values = run_batches(
+                losses_fn,
+                p,
+                lambda i: make_val(val_ids[i]),
+                len(val_ids),
+                batch_size=config.eval_batch_size,
+                mesh=mesh,
+            )
+            return float(np.mean(values))
+
+        if not record.get("done"):
+            state, best = run_phase(
+                name, state, best, train_step=train_step, batches=batches, val_loss=val_loss,
+                phase=phase, manager=manager, record=record,
+            )  # fmt: skip
+            manager.save(
+                record["epoch"] + 1,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave({"state": state, "best": best}),
+                    meta=ocp.args.JsonSave(record),
+                ),
+                force=True,
+            )
+            manager.wait_until_finished()
+        records[name] = record
+        params = dict(params, head=best) if kind == "head" else best
+
+    # Test predictions with the best parameters of the last phase.
+    test = data["test"]
+    if config.phase2.enabled:
+        logits = run_batches(
+            jax.jit(lambda p, b: full_apply(p, b["inputs"], train=False, rng=None)), params,
+            batch_fn("test", np.zeros(len(test["labels"]), np.float32), "full"), len(test["labels"]),
+            batch_size=config.eval_batch_size, mesh=mesh,
+        )  # fmt: skip
+    else:
+        logits = run_batches(
+            jax.jit(lambda p, b: head_apply(p, b["inputs"], train=False, rng=None)), params["head"],
+            batch_fn("test", np.zeros(len(test["labels"]), np.float32), "head"), len(test["labels"]),
+            batch_size=config.eval_batch_size, mesh=mesh,
+        )  # fmt: skip
+    confidence = np.asarray(jax.nn.sigmoid(logits), np.float32)
+    np.savez(
+        workdir / "predictions.npz", confidence=confidence, labels=test["labels"],
+        video_index=test["video_index"], frame_index=test["frame_index"], videos=np.asarray(test["videos"]),
+        video_is_anomalous=np.asarray([ucf_layout.video_class(v) != "Normal" for v in test["videos"]]),
+    )  # fmt: skip
+    steps = sum(r["steps"] for r in records.values())
+    metrics = {
+        "variant": config.variant,
+        "optimizer": config.optimizer,
+        "hard_mining_alpha": alpha,
+        "hard_anomalies_only": hard_only,
+        "train_frames": int(num_units),
+        "test_frames": int(len(confidence)),
+        "phases": records,
+        "steps": steps,
+        "backbone": {k: v for k, v in backbone.spec.items() if k != "sha256"},
+        "backbone_random_init": bool(backbone.random_init),
+        "detector": config.detector.backend,
+        "autoencoder_workdir": str(config.autoencoder_workdir) if config.autoencoder_workdir else None,
+        "autoencoder_privacy": {
+            k: ae_metrics.get(k)
+            for k in ("epsilon_rdp", "epsilon_pld", "delta", "unit", "optimizer", "noise_multiplier")
+        }
+        if ae_metrics
+        else None,
+        **privacy_report(config, private=private, num_units=num_units, steps=steps, mining=mining),
+    }
+    (workdir / "metrics.json").write_text(json.dumps(accounting.json_safe(metrics), indent=2, default=str))
+    return metrics

@@ -52,6 +52,7 @@ def get_config(arg=None):
     config.data.dataset_dir = ""
     config.autoencoder_workdir = ""  # '' = the clear-frame baseline (no autoencoder)
     config.inputs_dir = ""  # cache of reconstructions/flows/bags; '' = WORKDIR/inputs
+    config.features_dir = ""  # cache of phase-1 backbone features; '' = WORKDIR/features
     config.input_size = 224
     config.detector = ml_collections.ConfigDict()
     config.detector.backend = "yolo"  # yolo (converted YOLOv4) | classic (OpenCV, no weights)

@@ -8,7 +8,11 @@ Stages, each skipped when its output is already there (so a rerun resumes):
 3. contact sheets of what the models will see, an optical-flow preview, and a
    motion-energy baseline (``WORKDIR/contact_sheets``, ``WORKDIR/flow_preview.png``);
 4. a DP-Adam autoencoder with its epsilon, PSNR/SSIM and reconstructions
-   (``WORKDIR/autoencoder_dpadam``; resumes if interrupted).
+   (``WORKDIR/autoencoder_dpadam``; resumes if interrupted);
+5. a 2S-bag anomaly classifier on what the server sees through that autoencoder
+   (classic OpenCV detector, random-init ResNet-50s: no weights can be downloaded
+   here, and the report says so), its FL-AUC / VL-F1 next to a motion-energy
+   baseline on the same test frames (``WORKDIR/classifier_2s_bag``).
 It ends with ``WORKDIR/report.md`` and ``WORKDIR/summary.json``.
 """
 
@@ -20,11 +24,13 @@ import time
 from absl import app, flags
 
 from configs import autoencoder as ae_config
+from configs import classifier as cls_config
 from configs import ucf_crime2local as data_config
 from ppvad_jax.data import dataset_report, errors, prepare, ucf_layout
 from ppvad_jax.data.synthetic import world
-from ppvad_jax.evaluation import roc
+from ppvad_jax.evaluation import anomaly_report, roc
 from ppvad_jax.training import autoencoder as ae_trainer
+from ppvad_jax.training import classifier, classifier_inputs
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where everything is written.")
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", 21, "Synthetic videos (about 40% normal).")
@@ -33,6 +39,10 @@ _SEED = flags.DEFINE_integer("seed", 0, "World seed.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for rendering and decoding.")
 _AE_STEPS = flags.DEFINE_integer("ae_steps", 60, "DP-Adam autoencoder steps (0 skips the stage).")
 _NOISE = flags.DEFINE_float("noise_multiplier", 1.0, "DP noise multiplier of the demo autoencoder.")
+_CLASSIFIER = flags.DEFINE_bool("classifier", True, "Train and evaluate the 2S-bag classifier (stage 5).")
+_PHASE2_STEPS = flags.DEFINE_integer(
+    "phase2_steps", 0, "Classifier phase-2 (whole network) steps; 0 skips it (ResNet-50 backprop on a CPU)."
+)
 
 
 def make_world(workdir):
@@ -40,14 +50,14 @@ def make_world(workdir):
     root = workdir / "world"
     manifest_path = root / "synthetic_manifest.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text())["params"] == params.__dict__:
-        print(f"[1/4] synthetic world: reusing {root}")
+        print(f"[1/5] synthetic world: reusing {root}")
         return root, json.loads(manifest_path.read_text())
-    print(f"[1/4] synthetic world: {params.num_videos} videos of {params.seconds:g} s -> {root}")
+    print(f"[1/5] synthetic world: {params.num_videos} videos of {params.seconds:g} s -> {root}")
     return root, world.generate_world(root, params, num_workers=_NUM_WORKERS.value)
 
 
 def build_dataset(workdir, root):
-    print("[2/4] dataset: building ucf_crime2local/runlocal with the real-data builder")
+    print("[2/5] dataset: building ucf_crime2local/runlocal with the real-data builder")
     config = data_config.get_config("runlocal")
     summary = prepare.prepare(
         manual_dir=root, data_dir=workdir / "data", config=config, num_workers=_NUM_WORKERS.value
@@ -57,7 +67,7 @@ def build_dataset(workdir, root):
 
 
 def pictures_and_baseline(workdir, dataset_dir):
-    print("[3/4] contact sheets, flow preview, motion-energy baseline")
+    print("[3/5] contact sheets, flow preview, motion-energy baseline")
     sheets = dataset_report.write_contact_sheets(dataset_dir, workdir / "contact_sheets")
     preview = dataset_report.write_flow_preview(dataset_dir, workdir / "flow_preview.png")
     # Baseline: score a test frame by its total motion. Hard anomalies vs normal frames.
@@ -81,18 +91,37 @@ def train_autoencoder(workdir, dataset_dir):
     ae_dir = workdir / "autoencoder_dpadam"
     metrics_path = ae_dir / "metrics.json"
     if metrics_path.exists() and json.loads(metrics_path.read_text())["steps"] >= _AE_STEPS.value:
-        print(f"[4/4] autoencoder: reusing {ae_dir}")
+        print(f"[4/5] autoencoder: reusing {ae_dir}")
         return ae_dir, json.loads(metrics_path.read_text())
-    print(f"[4/4] autoencoder: DP-Adam, {_AE_STEPS.value} steps at 120x160 -> {ae_dir}")
+    print(f"[4/5] autoencoder: DP-Adam, {_AE_STEPS.value} steps at 120x160 -> {ae_dir}")
     metrics = ae_trainer.train_and_evaluate(config, ae_dir)
     return ae_dir, json.loads(metrics_path.read_text()) if metrics else None
+
+
+def train_classifier(workdir, dataset_dir, ae_dir):
+    """2S-bag on reconstructions through the demo autoencoder; FL-AUC next to motion energy."""
+    config = cls_config.get_config("variant=2s_bag,runlocal=True")
+    config.data.dataset_dir = str(dataset_dir)
+    config.autoencoder_workdir = str(ae_dir) if ae_dir else ""
+    config.phase2.enabled = _PHASE2_STEPS.value > 0
+    config.phase2.max_steps_per_epoch = _PHASE2_STEPS.value
+    cls_dir = workdir / "classifier_2s_bag"
+    print(f"[5/5] classifier: 2S-bag (runlocal, random-init backbones, classic detector) -> {cls_dir}")
+    metrics = classifier.train_and_evaluate(config, cls_dir)
+    report = anomaly_report.write_report(cls_dir)
+    # The baseline sees the same test frames: total motion in the flow between reconstructions.
+    test = classifier_inputs.load_split(cls_dir / "inputs", "test")
+    hard = test["labels"] == classifier.HARD
+    energy = test["flows"][..., 2].reshape(len(hard), -1).mean(axis=1)
+    baseline = roc.roc_auc(hard, energy) if hard.any() and not hard.all() else None
+    return cls_dir, metrics, report, baseline
 
 
 def _eps(value):
     return value if isinstance(value, str) else f"{value:.3g}"
 
 
-def write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae=None):
+def write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae=None, cls=None):
     report = workdir / "report.md"
     lines = [
         "# ppvad-jax demo report",
@@ -138,6 +167,30 @@ def write_report(workdir, manifest, summary, sheets, preview, motion_auc, second
             f"![reconstructions]({(ae_dir / 'reconstructions.png').relative_to(workdir)})",
             "",
         ]
+    if cls is not None:
+        cls_dir, m, r, baseline = cls
+        auc = "undefined (test split lacks a class)" if r["fl_auc"] is None else f"{r['fl_auc']:.3f}"
+        base = "undefined" if baseline is None else f"{baseline:.3f}"
+        lines += [
+            "## Anomaly classifier (2S-bag)",
+            "",
+            f"Trained on {m['train_frames']} frames as the server sees them (through the autoencoder "
+            f"above), classic OpenCV bag of objects, {m['steps']} steps, optimizer {m['optimizer']} "
+            "(not private: its epsilon is not defined).",
+            "",
+            "**The ResNet-50 backbones are randomly initialised** (`backbone_random_init: "
+            f"{m['backbone_random_init']}`): ImageNet weights cannot be downloaded here. Convert "
+            "torchvision's with `python -m launch.convert_weights` for the paper's setting.",
+            "",
+            f"| | FL-AUC | VL-F1 |\n|---|---|---|\n| 2S-bag | {auc} | {r['vl_f1']:.3f} |\n"
+            f"| motion energy, same test frames | {base} | |",
+            "",
+            f"Test split: {r['test_videos']} videos, {r['test_frames']} frames. With so few videos both "
+            "numbers are noisy; see BUILD_NOTES.md.",
+            "",
+            f"![ROC]({(cls_dir / 'roc.png').relative_to(workdir)})" if r["fl_auc"] is not None else "",
+            "",
+        ]
     lines += ["## Contact sheets", ""]
     lines += [f"- [{p.stem}]({p.relative_to(workdir)})" for p in sheets]
     lines += ["", f"Total time: {seconds:.0f} s."]
@@ -156,16 +209,22 @@ def main(argv):
         summary = build_dataset(workdir, root)
         sheets, preview, motion_auc = pictures_and_baseline(workdir, summary["dataset_dir"])
         ae = train_autoencoder(workdir, summary["dataset_dir"]) if _AE_STEPS.value else None
+        cls = (
+            train_classifier(workdir, summary["dataset_dir"], ae[0] if ae else None)
+            if _CLASSIFIER.value
+            else None
+        )
     except errors.DataError as e:
         sys.exit(f"error: {e}")
     seconds = time.perf_counter() - start
-    report = write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae)
+    report = write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae, cls)
     (workdir / "summary.json").write_text(
         json.dumps(
             {
                 "dataset": summary,
                 "motion_energy_auc": motion_auc,
                 "autoencoder": ae[1] if ae else None,
+                "classifier": {"eval": cls[2], "motion_energy_same_frames_auc": cls[3]} if cls else None,
                 "seconds": seconds,
             },
             indent=2,

@@ -384,10 +384,20 @@ def train_and_evaluate(config, workdir):
         return lambda idx: {"frames": d["frames"][idx], "flows": d["flows"][idx]}
 
     # Phase 1: frozen backbones, features computed once.
+    # Cached per (inputs, backbone, streams, size): a spec mismatch recomputes, never reuses.
+    features_dir = pathlib.Path(config.features_dir or workdir / "features")
+    features_spec = {
+        "inputs": spec,
+        "backbone": {k: backbone.spec.get(k) for k in ("source", "sha256", "norm", "seed", "random_init")},
+        "streams": streams,
+        "size": config.input_size,
+    }
+    spec_path = features_dir / "spec.json"
+    stale = not spec_path.is_file() or json.loads(spec_path.read_text()) != features_spec
     features = {}
     for split in data:
-        path = workdir / "features" / f"{split}.npy"
-        if path.is_file():
+        path = features_dir / f"{split}.npy"
+        if path.is_file() and not stale:
             features[split] = np.load(path)
             continue
         logging.info("phase 1: backbone features for %s (%d frames)", split, len(data[split]["labels"]))
@@ -395,8 +405,10 @@ def train_and_evaluate(config, workdir):
             features_fn, variables, feature_batch(split), len(data[split]["labels"]),
             batch_size=config.eval_batch_size, mesh=mesh,
         )  # fmt: skip
-        path.parent.mkdir(exist_ok=True)
+        features_dir.mkdir(parents=True, exist_ok=True)
         np.save(path, features[split])
+    features_dir.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(json.dumps(features_spec, indent=2, default=str))
 
     def head_apply(head, inputs, *, train, rng):
         rngs = {"dropout": rng} if train else {}

@@ -40,6 +40,7 @@ _VMAP = flags.DEFINE_bool("vmap", False, "Also time DP with vmap(grad) per-examp
 def time_variant(optimizer, grad_method):
     config = ae_config.get_config(f"optimizer={optimizer}")
     config.grad_method = grad_method
+    config.plain_grad_method = grad_method
     config.dp.microbatch_size = _MICRO.value or _BATCH.value
     config.dtype = _DTYPE.value
     mesh = trainer.make_mesh()

@@ -96,11 +96,12 @@ def test_no_noise_reports_infinite_epsilon_and_adam_is_not_private(dataset_dir, 
     assert adam["private"] is False and adam["epsilon_pld"] is None
 
 
-def test_layerwise_and_autodiff_steps_agree(dataset_dir, tmp_path):
+@pytest.mark.parametrize("optimizer,field", [("dpadam", "grad_method"), ("adam", "plain_grad_method")])
+def test_layerwise_and_autodiff_steps_agree(dataset_dir, tmp_path, optimizer, field):
     outs = {}
     for method in ("layerwise", "autodiff"):
-        config = tiny_config(dataset_dir)
-        config.grad_method = method
+        config = tiny_config(dataset_dir, optimizer)
+        config[field] = method
         config.schedule.max_steps = 2
         outs[method] = trainer.train_and_evaluate(config, tmp_path / method)
     assert outs["layerwise"]["mse"] == pytest.approx(outs["autodiff"]["mse"], rel=1e-4)

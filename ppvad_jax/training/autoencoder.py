@@ -105,6 +105,9 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
     if config.grad_method not in ("layerwise", "autodiff"):
         raise ValueError(f"grad_method must be 'layerwise' or 'autodiff', got {config.grad_method!r}")
     layerwise = config.grad_method == "layerwise"
+    plain_method = config.get("plain_grad_method", "autodiff")
+    if plain_method not in ("layerwise", "autodiff"):
+        raise ValueError(f"plain_grad_method must be 'layerwise' or 'autodiff', got {plain_method!r}")
     if private and not layerwise and mesh.size > 1:
         # Measured (jax/jaxlib 0.10.2, 8 CPU devices): vmap(grad) per-example conv kernel
         # gradients come out wrong when the batch is sharded (bias gradients are right, kernel
@@ -145,7 +148,7 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
     def plain_grads(params, batch, is_padding, step):
         del step
         keep = jnp.logical_not(is_padding)
-        if layerwise:  # the same per-layer contraction as DP, summed without clipping
+        if plain_method == "layerwise":  # the same per-layer contraction as DP, summed unclipped
             per_unit, losses = per_example.per_example_grads(
                 batch_losses, params, batch, rows_per_example=rows_per_unit
             )

@@ -49,7 +49,8 @@ def _load(path, module, example):
         raise FileNotFoundError(
             f"{path} not found: train an autoencoder (python -m launch.train_autoencoder)"
         )
-    template = module.init(jax.random.key(0), example)["params"]
+    # Only the layout is needed: eval_shape costs 0.35 s where running init took tens of seconds.
+    template = jax.eval_shape(lambda: module.init(jax.random.key(0), example))["params"]
     return jax.device_put(flax.serialization.from_bytes(template, path.read_bytes()))
 
 

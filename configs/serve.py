@@ -1,0 +1,79 @@
+r"""The analysis server (issue 7): decoder, flow, scorer, SAS, alerts, over mutual TLS gRPC.
+
+  python -m launch.make_certs --out_dir=certs --cameras=cam1,cam2
+  python -m launch.serve --config=configs/serve.py --port=50051 --certs_dir=certs --db=alerts.sqlite \
+      --config.ae_export=runs/ae/export
+
+On a 2-core CPU (batches of at most 8, the demo's 120x160 autoencoder):
+
+  python -m launch.serve --config=configs/serve.py:runlocal=True --port=50051 --certs_dir=certs \
+      --db=runs/alerts.sqlite
+
+``arg`` picks structure: ``runlocal``. Single values go through overrides, e.g.
+``--config.scorer.midpoint=2.0`` or ``--config.engine.max_batch=64``.
+"""
+
+import ml_collections
+
+
+def _parse(arg):
+    out = {}
+    for item in filter(None, (arg or "").split(",")):
+        key, _, value = item.partition("=")
+        out[key.strip()] = value.strip()
+    unknown = set(out) - {"runlocal"}
+    if unknown:
+        raise ValueError(f"unknown config arg(s) {sorted(unknown)}; use runlocal=True")
+    return out
+
+
+def get_config(arg=None):
+    args = _parse(arg)
+    runlocal = args.get("runlocal", "False").lower() in ("1", "true", "yes")
+
+    config = ml_collections.ConfigDict()
+    config.ae_export = "runs/demo/autoencoder_dpadam/export"  # decoder.msgpack + spec.json
+    config.cameras = ""  # comma-separated known camera ids; empty: certs_dir/cameras.txt
+    config.host = "[::]"  # listen on every interface; tests use 127.0.0.1
+    config.max_streams = 64  # concurrent camera streams; more are refused (RESOURCE_EXHAUSTED)
+    config.warmup = True  # compile every decoder bucket before listening
+    config.shutdown_grace_s = 10.0
+    config.log_every_s = 30.0  # stats line on stdout; 0 = never
+
+    config.engine = ml_collections.ConfigDict()
+    config.engine.max_batch = 8 if runlocal else 32  # frames per tick; buckets are powers of two up to it
+    config.engine.tick_s = 0.01  # wait for more frames after a tick's first
+    config.engine.max_queue = 64 if runlocal else 256
+    # At least a camera's resend window (launch.camera --max_unacked, 16), so the burst of frames
+    # resent after a reconnect is not dropped as overload.
+    config.engine.max_pending_per_camera = 16
+    config.engine.max_queue_delay_s = 1.0  # older frames are dropped, not scored late
+    config.engine.max_flow_gap = 3  # frames; a larger gap in a camera's stream gets zero flow
+    config.engine.flow_method = "dis"
+    config.engine.flow_bound = 16.0  # pixels, as in data/flow.py
+    config.engine.flow_threads = 2 if runlocal else 8
+
+    config.limits = ml_collections.ConfigDict()
+    config.limits.max_message_bytes = 1 << 18  # 256 KiB; a float32 latent at 240x320 is 77 KB
+    config.limits.max_abs_value = 1e4
+
+    # The paper's SAS (section 3.4.5 and 5.1.2).
+    config.sas = ml_collections.ConfigDict()
+    config.sas.tau = 0.5
+    config.sas.nu = 2.0
+    config.sas.lower = -7.0
+    config.sas.upper = 7.0
+    config.sas.alert_threshold = 0.5
+
+    # PLACEHOLDER scorer until the two-stream classifier (issue 5) registers its own
+    # (ppvad_jax/serving/scorer.py): confidence = sigmoid(slope * (mean |flow| px - midpoint)).
+    config.scorer = ml_collections.ConfigDict()
+    config.scorer.name = "motion_energy"
+    config.scorer.midpoint = 1.0
+    config.scorer.slope = 4.0
+
+    config.store = ml_collections.ConfigDict()
+    config.store.kind = "sqlite"
+    config.store.synchronous = "FULL"  # FULL: survives power loss (one fsync per tick); NORMAL: crashes only
+    config.store.keep_results_s = 3600.0  # per-frame results kept for replay and audit
+    return config

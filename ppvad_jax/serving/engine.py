@@ -1,0 +1,344 @@
+"""The analysis pipeline: micro-batched ticks over every camera's frames.
+
+One thread runs ticks. A tick takes up to ``max_batch`` validated frames from
+the shared queue (waiting at most ``tick_s`` after the first for more), then:
+
+1. answers frames already committed (a resend after a reconnect) from the
+   store, without scoring them again;
+2. decodes all the others in one jitted call (``decoding.BucketedDecoder``);
+3. computes optical flow from each camera's previous reconstruction, in a
+   thread pool (OpenCV releases the GIL); a camera's first frame, a new camera
+   run or a gap of more than ``max_flow_gap`` frames gets zero flow, since flow
+   across a long gap measures the gap, not motion;
+4. scores the batch (``scorer.FrameScorer``);
+5. steps each camera's SAS and alert state in frame order (``camera_state``);
+6. commits results, states and alerts in one transaction (``alert_store``);
+7. only then sends each frame's response to its camera's session.
+
+Frames of one camera stay in order: the queue is FIFO and a tick processes
+them in arrival order, the flow of a frame using the reconstruction of the
+camera's frame before it even when both are in the same tick.
+
+Back-pressure: the queue holds at most ``max_queue`` frames and each camera
+at most ``max_pending_per_camera`` of them (one fast camera cannot starve
+the rest). A frame over either bound is answered at once with status
+"overloaded" and a ``retry_after_ms`` hint instead of waiting, and a frame
+that has waited more than ``max_queue_delay_s`` when its tick starts is
+dropped the same way: late scores are worth less than dropped frames for a
+live camera, latency stays bounded by about that delay plus one tick, and
+memory stays bounded. The camera then sheds frames itself for the hinted time.
+
+Shutdown: ``close()`` stops intake (new frames get "shutting_down", which a
+camera resends after reconnecting) and the tick thread drains the queue,
+committing and answering everything already accepted, before it exits.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+import time
+
+import numpy as np
+
+from ppvad_jax.data import flow as flow_lib
+from ppvad_jax.serving import camera_state, wire
+from ppvad_jax.serving import scorer as scorer_lib
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Request:
+    session: object  # anything with ``deliver(response_dict)``
+    message: wire.FrameMessage
+    latent: np.ndarray  # float32 [h, w, c], validated
+    received: float = dataclasses.field(default_factory=time.monotonic)
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineOptions:
+    max_batch: int = 32
+    tick_s: float = 0.01  # how long a tick waits for more frames after its first
+    max_queue: int = 256
+    max_pending_per_camera: int = 32
+    max_queue_delay_s: float = 1.0  # a frame that waited longer is dropped ("overloaded"), not scored late
+    max_flow_gap: int = 3  # frames; a larger gap gets zero flow
+    flow_method: str = "dis"
+    flow_bound: float = 16.0
+    flow_threads: int = 2
+
+
+@dataclasses.dataclass
+class _Previous:
+    run_id: str
+    frame_index: int
+    reconstruction: np.ndarray
+
+
+def _result_response(status, result, *, alert=None, latency_ms=None, batch=None):
+    out = wire.make_response(
+        status,
+        camera_id=result.camera_id,
+        run_id=result.run_id,
+        frame_index=result.frame_index,
+        confidence=result.confidence,
+        accumulator=result.accumulator,
+        score=result.score,
+        alert=None
+        if result.alert_event is None
+        else {
+            "id": result.alert_id,
+            "event": result.alert_event,
+            **({"start_frame": alert.start_frame, "peak_score": alert.peak_score} if alert else {}),
+        },
+    )
+    if latency_ms is not None:
+        out.update(server_ms=round(latency_ms, 3), batch=batch)
+    return out
+
+
+class Engine:
+    """Owns the queue, the tick thread, the per-camera state and the store writes."""
+
+    def __init__(self, *, decoder, scorer, store, sas_params, options=EngineOptions()):
+        self.decoder = decoder
+        self.scorer = scorer
+        self.store = store
+        self.sas_params = sas_params
+        self.options = options
+        self._states = store.load_states()  # camera -> CameraState, as last committed
+        self._previous = {}  # camera -> _Previous (in memory: a restarted server starts with zero flow)
+        self._queue = collections.deque()
+        self._pending = collections.Counter()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._flow_pool = concurrent.futures.ThreadPoolExecutor(max(1, options.flow_threads))
+        self.stats = collections.Counter()
+        self._thread = threading.Thread(target=self._run, name="engine-ticks", daemon=True)
+        self._thread.start()
+
+    # --- intake (any thread) ------------------------------------------------------------------
+
+    def submit(self, request):
+        """Queues a validated frame; returns None, or an immediate response dict if not queued."""
+        camera = request.message.camera_id
+        with self._cond:
+            if self._closing:
+                self.stats["shutting_down"] += 1
+                return wire.make_response(
+                    "shutting_down", camera_id=camera, run_id=request.message.run_id,
+                    frame_index=request.message.frame_index,
+                    message="server is shutting down; resend this frame after reconnecting",
+                )  # fmt: skip
+            full = len(self._queue) >= self.options.max_queue
+            if full or self._pending[camera] >= self.options.max_pending_per_camera:
+                self.stats["overloaded"] += 1
+                # A hint, not a promise: the queue ahead of this camera at one batch per tick.
+                ahead = len(self._queue) if full else self._pending[camera]
+                return wire.make_response(
+                    "overloaded", camera_id=camera, run_id=request.message.run_id,
+                    frame_index=request.message.frame_index,
+                    message=f"server overloaded ({'queue full' if full else 'too many frames pending'}): "
+                    "frame dropped, slow down",
+                    retry_after_ms=int(1000 * max(0.05, ahead / max(1, self.options.max_batch) * 0.1)),
+                )  # fmt: skip
+            self._queue.append(request)
+            self._pending[camera] += 1
+            self._cond.notify()
+        return None
+
+    def close(self, timeout=None):
+        """Stops intake, drains and answers every queued frame, stops the tick thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self._flow_pool.shutdown(wait=True)
+
+    # --- tick thread ---------------------------------------------------------------------------
+
+    def _take_batch(self):
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait(0.1)
+            deadline = time.monotonic() + self.options.tick_s
+            while len(self._queue) < self.options.max_batch and not self._closing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            n = min(len(self._queue), self.options.max_batch)
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _run(self):
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            try:
+                self._tick(batch)
+            except Exception as e:  # never let one tick kill the server: answer and go on
+                log.exception("tick failed")
+                for request in batch:
+                    self._answer(
+                        request, self._error(request, "internal", f"server error: {type(e).__name__}: {e}")
+                    )
+            finally:
+                with self._cond:
+                    for request in batch:
+                        self._pending[request.message.camera_id] -= 1
+
+    def _error(self, request, code, message):
+        self.stats[f"error_{code}"] += 1
+        return wire.make_response(
+            "error", code=code, message=message, camera_id=request.message.camera_id,
+            run_id=request.message.run_id, frame_index=request.message.frame_index,
+        )  # fmt: skip
+
+    def _answer(self, request, response):
+        try:
+            request.session.deliver(response)
+        except Exception:  # a closed session: the result is committed and is replayed on resend
+            log.debug("could not deliver to %s", request.message.camera_id, exc_info=True)
+
+    def _tick(self, batch):
+        latest = {c: (s.run_id, s.last_frame_index) for c, s in self._states.items()}
+        fresh, fresh_keys, duplicates = [], set(), []
+        answers = []  # (request, response), all sent after the commit
+        now = time.monotonic()
+        for request in batch:
+            m = request.message
+            waited = now - request.received
+            if waited > self.options.max_queue_delay_s:
+                self.stats["overloaded_late"] += 1
+                answers.append((request, wire.make_response(
+                    "overloaded", camera_id=m.camera_id, run_id=m.run_id, frame_index=m.frame_index,
+                    message=f"server overloaded: frame waited {waited:.2f} s in the queue (limit "
+                    f"{self.options.max_queue_delay_s} s), dropped; slow down",
+                    retry_after_ms=int(1000 * max(0.1, waited - self.options.max_queue_delay_s)),
+                )))  # fmt: skip
+                continue
+            key = (m.camera_id, m.run_id, m.frame_index)
+            if key in fresh_keys:  # the same frame twice in one tick: answer it with the first's result
+                duplicates.append((request, key))
+                continue
+            done = self.store.lookup_result(*key)
+            if done is not None:
+                self.stats["replayed"] += 1
+                answers.append((request, _result_response("replayed", done)))
+                continue
+            run_id, last_frame = latest.get(m.camera_id, (None, -1))
+            if run_id == m.run_id and m.frame_index <= last_frame:
+                answers.append((request, self._error(
+                    request, "stale",
+                    f"frame {m.frame_index} is not after this run's last processed frame {last_frame}",
+                )))  # fmt: skip
+                continue
+            fresh.append(request)
+            fresh_keys.add(key)
+            latest[m.camera_id] = (m.run_id, m.frame_index)
+        if fresh:
+            scored = self._score_and_commit(fresh)
+            answers.extend(scored)
+            by_key = {
+                (r.message.camera_id, r.message.run_id, r.message.frame_index): response
+                for r, response in scored
+            }
+            for request, key in duplicates:
+                self.stats["replayed"] += 1
+                answers.append(
+                    (request, {**by_key[key], "status": by_key[key]["status"].replace("ok", "replayed")})
+                )
+        for request, response in answers:
+            self._answer(request, response)
+
+    def _score_and_commit(self, fresh):
+        t0 = time.monotonic()
+        reconstructions = self.decoder(np.stack([r.latent for r in fresh]))
+        t_decode = time.monotonic()
+
+        # Previous reconstruction per frame, following frames of one camera within the tick.
+        previous = dict(self._previous)
+        prev_frames = []
+        for request, reconstruction in zip(fresh, reconstructions, strict=True):
+            m = request.message
+            p = previous.get(m.camera_id)
+            usable = (
+                p is not None
+                and p.run_id == m.run_id
+                and 0 < m.frame_index - p.frame_index <= self.options.max_flow_gap
+            )
+            prev_frames.append(p.reconstruction if usable else None)
+            previous[m.camera_id] = _Previous(m.run_id, m.frame_index, reconstruction)
+
+        def flow_of(args):
+            prev, curr = args
+            if prev is None:
+                return np.zeros((*curr.shape[:2], 2), np.float32)
+            return flow_lib.optical_flow(prev, curr, method=self.options.flow_method)
+
+        flows = np.stack(list(self._flow_pool.map(flow_of, zip(prev_frames, reconstructions, strict=True))))
+        flow_images = np.stack([flow_lib.encode_flow(f, bound=self.options.flow_bound) for f in flows])
+        t_flow = time.monotonic()
+        batch = scorer_lib.FrameBatch(
+            reconstructions=reconstructions,
+            flows=flows,
+            flow_images=flow_images,
+            camera_ids=tuple(r.message.camera_id for r in fresh),
+        )
+        try:
+            confidences = scorer_lib.check_confidences(self.scorer(batch), len(fresh))
+        except Exception as e:
+            log.exception("scorer failed")
+            return [(r, self._error(r, "scorer", f"scorer {self.scorer.name} failed: {e}")) for r in fresh]
+        t_score = time.monotonic()
+
+        states = dict(self._states)
+        results, alerts = [], {}
+        for request, confidence in zip(fresh, confidences, strict=True):
+            m = request.message
+            state = states.get(m.camera_id) or camera_state.initial_state(m.camera_id, self.sas_params)
+            state, result, alert = camera_state.advance(
+                state, confidence=float(confidence), run_id=m.run_id, frame_index=m.frame_index,
+                timestamp=m.timestamp, params=self.sas_params,
+            )  # fmt: skip
+            states[m.camera_id] = state
+            results.append(result)
+            if alert is not None:
+                alerts[alert.alert_id] = alert  # the last version of an alert touched twice in a tick
+        touched = {r.message.camera_id for r in fresh}
+        try:
+            self.store.commit_tick(results, [states[c] for c in sorted(touched)], list(alerts.values()))
+        except Exception as e:
+            log.exception("store commit failed")
+            return [
+                (r, self._error(r, "store", f"alert store commit failed, frame not processed: {e}"))
+                for r in fresh
+            ]
+        t_commit = time.monotonic()
+
+        with self._cond:
+            self._states = states
+        self._previous = previous
+        self.stats["frames"] += len(fresh)
+        self.stats["ticks"] += 1
+        self.stats["alerts_touched"] += len(alerts)
+        for key, seconds in (
+            ("decode_s", t_decode - t0), ("flow_s", t_flow - t_decode),
+            ("score_s", t_score - t_flow), ("commit_s", t_commit - t_score),
+        ):  # fmt: skip
+            self.stats[key] += seconds
+        now = time.monotonic()
+        out = []
+        for request, result in zip(fresh, results, strict=True):
+            alert = alerts.get(result.alert_id) if result.alert_id else None
+            out.append(
+                (request, _result_response(
+                    "ok", result, alert=alert, latency_ms=1000 * (now - request.received), batch=len(fresh)
+                ))
+            )  # fmt: skip
+        return out

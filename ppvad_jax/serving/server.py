@@ -1,0 +1,122 @@
+"""The analysis server assembled from ``configs/serve.py``: store, decoder, scorer, engine, gRPC.
+
+``AnalysisServer.start`` loads the state of every camera from the store, compiles
+every decoder bucket (so no camera waits for a compilation), then listens.
+``shutdown`` is the graceful path (SIGTERM / SIGINT in ``launch.serve``):
+refuse new frames, drain and commit the queued ones, answer them, end the
+streams with UNAVAILABLE so cameras reconnect elsewhere, close the store.
+"""
+
+import json
+import logging
+import threading
+import time
+
+from ppvad_jax.serving import alert_store, camera_state, decoding, engine, scorer, service, tls, validation
+
+log = logging.getLogger(__name__)
+
+
+def buckets_up_to(max_batch):
+    """Powers of two below ``max_batch``, then ``max_batch`` itself."""
+    out, b = [], 1
+    while b < max_batch:
+        out.append(b)
+        b *= 2
+    return (*out, max_batch)
+
+
+def known_cameras(config, certs_dir):
+    listed = tuple(c.strip() for c in config.cameras.split(",") if c.strip())
+    return listed or tls.known_cameras(certs_dir)
+
+
+class AnalysisServer:
+    def __init__(self, config, *, certs_dir, db_path, port, host=None):
+        self.config = config
+        self.certs_dir = certs_dir
+        self.address = f"{host or config.host}:{port}"
+        self.store = alert_store.open_store(config.store, db_path)
+        buckets = buckets_up_to(config.engine.max_batch)
+        self.decoder = decoding.BucketedDecoder(config.ae_export, buckets=buckets)
+        self.scorer = scorer.make_scorer(config.scorer)
+        self.sas_params = camera_state.SasParams(**config.sas.to_dict())
+        self.engine = None
+        self.service = None
+        self.server = None
+        self.port = None
+        self._stopped = threading.Event()
+
+    def start(self):
+        if self.config.warmup:
+            t = time.monotonic()
+            self.decoder.warmup()
+            log.info("decoder compiled for buckets %s in %.1f s", self.decoder.buckets, time.monotonic() - t)
+        e = self.config.engine
+        self.engine = engine.Engine(
+            decoder=self.decoder,
+            scorer=self.scorer,
+            store=self.store,
+            sas_params=self.sas_params,
+            options=engine.EngineOptions(
+                max_batch=e.max_batch, tick_s=e.tick_s, max_queue=e.max_queue,
+                max_pending_per_camera=e.max_pending_per_camera, max_queue_delay_s=e.max_queue_delay_s,
+                max_flow_gap=e.max_flow_gap,
+                flow_method=e.flow_method, flow_bound=e.flow_bound, flow_threads=e.flow_threads,
+            ),
+        )  # fmt: skip
+        limits = validation.Limits(
+            latent_shape=self.decoder.latent_shape,
+            max_message_bytes=self.config.limits.max_message_bytes,
+            max_abs_value=self.config.limits.max_abs_value,
+        )
+        cameras = known_cameras(self.config, self.certs_dir)
+        self.service = service.AnalysisService(
+            self.engine, service.ServiceOptions(known_cameras=cameras, limits=limits)
+        )
+        self.server, self.port = service.grpc_server(
+            self.service,
+            tls.server_credentials(self.certs_dir),
+            address=self.address,
+            max_streams=self.config.max_streams,
+        )
+        return self
+
+    def describe(self):
+        """A JSON-able summary: where it listens and what it serves."""
+        return {
+            "event": "listening",
+            "port": self.port,
+            "address": self.address,
+            "latent_shape": list(self.decoder.latent_shape),
+            "frame_shape": list(self.decoder.frame_shape),
+            "buckets": list(self.decoder.buckets),
+            "scorer": self.scorer.name,
+            "cameras": list(self.service.options.known_cameras),
+            "restored_cameras": sorted(self.store.load_states()),
+        }
+
+    def stats(self):
+        stats = dict(self.engine.stats) if self.engine else {}
+        ticks = stats.get("ticks", 0)
+        if ticks:
+            stats["mean_batch"] = round(stats.get("frames", 0) / ticks, 2)
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
+
+    def shutdown(self, grace_s=None):
+        """Graceful stop (module docstring). Safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace_s = self.config.shutdown_grace_s if grace_s is None else grace_s
+        if self.engine is not None:
+            self.engine.close(timeout=grace_s)
+        if self.service is not None:
+            self.service.close_sessions()
+        if self.server is not None:
+            self.server.stop(grace_s).wait()
+        self.store.close()
+        log.info("stopped: %s", json.dumps(self.stats()))
+
+    def wait(self):
+        self._stopped.wait()

@@ -1,0 +1,120 @@
+"""Shared pieces of the serving tests: a tiny autoencoder export, a clip, configs, processes."""
+
+import os
+import pathlib
+import queue
+
+import grpc
+import jax
+import numpy as np
+
+from configs import serve as serve_config
+from ppvad_jax.data import video_io
+from ppvad_jax.models import autoencoder, autoencoder_io
+from ppvad_jax.serving import server_process as server_process_lib
+from ppvad_jax.serving import service, wire
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY_FEATURES = (8, 8, 4)
+TINY_SIZE = (64, 96)
+
+
+def make_tiny_export(out_dir):
+    """A random-init narrow autoencoder at 64x96 (latent 8x12x4), exported like a trained one."""
+    model = autoencoder.Autoencoder(features=TINY_FEATURES)
+    # Shapes by abstract evaluation, values from numpy: running flax's init on XLA CPU compiles
+    # every initializer and costs about a minute on the 2-core machine; this costs milliseconds.
+    shapes = jax.eval_shape(model.init, jax.random.key(0), np.zeros((1, *TINY_SIZE, 3), np.float32))["params"]
+    rng = np.random.default_rng(0)
+
+    def init(path, leaf):
+        if path[-1].key == "bias":
+            return np.zeros(leaf.shape, np.float32)
+        fan_in = int(np.prod(leaf.shape[:-1]))  # HWIO kernels: lecun normal
+        return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    params = jax.tree_util.tree_map_with_path(init, shapes)
+    height, width = TINY_SIZE
+    return autoencoder_io.export(out_dir, params, height=height, width=width, features=TINY_FEATURES)
+
+
+def write_clip(path, *, num_frames=20, size=(120, 160), fps=10.0):
+    """A textured background with a bright square crossing it (lossless FFV1)."""
+    rng = np.random.default_rng(0)
+    height, width = size
+    background = rng.integers(40, 120, (height, width, 3), dtype=np.uint8)
+    frames = []
+    for t in range(num_frames):
+        frame = background.copy()
+        x = int(10 + t * (width - 40) / max(1, num_frames - 1))
+        frame[40:70, x : x + 24] = (230, 200, 60)
+        frames.append(frame)
+    video_io.write_video(path, frames, fps=fps)
+    return path
+
+
+def config(export_dir, **overrides):
+    """The runlocal server config on the tiny export; a scorer that makes every frame anomalous."""
+    cfg = serve_config.get_config("runlocal=True")
+    cfg.ae_export = str(export_dir)
+    cfg.host = "127.0.0.1"
+    cfg.engine.max_batch = 4
+    cfg.engine.flow_threads = 1
+    cfg.engine.max_queue_delay_s = 60.0  # a loaded CI machine must not turn these tests into drop tests
+    cfg.scorer.midpoint = -1.0  # confidence >= sigmoid(4) = 0.98: an alert opens at the 4th frame
+    cfg.log_every_s = 0.0
+    cfg.store.synchronous = "NORMAL"
+    for key, value in overrides.items():
+        node = cfg
+        *path, leaf = key.split(".")
+        for part in path:
+            node = node[part]
+        node[leaf] = value
+    return cfg
+
+
+def env():
+    """Subprocess environment: the repo on the path, CPU, the tests' compilation cache."""
+    cache = ROOT / ".pytest_cache" / "xla"
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+
+
+def config_flags(export_dir):
+    """``launch.serve`` overrides matching ``config()``."""
+    return [
+        "--config=configs/serve.py:runlocal=True", f"--config.ae_export={export_dir}",
+        "--config.host=127.0.0.1", "--config.engine.max_batch=4", "--config.engine.flow_threads=1",
+        "--config.scorer.midpoint=-1.0", "--config.log_every_s=0", "--config.store.synchronous=NORMAL",
+        "--config.engine.max_queue_delay_s=60",
+    ]  # fmt: skip
+
+
+def server_process(*, export_dir, certs_dir, db, port=0, timeout=180.0):
+    """``launch.serve`` in a child process with ``config()``'s settings."""
+    return server_process_lib.ServerProcess(
+        certs_dir=certs_dir, db=db, config_flags=config_flags(export_dir), port=port, env=env(),
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def raw_stream(port, credentials):
+    """A bare stream: ``(send(bytes), responses, end())`` for sending malformed messages."""
+    channel = grpc.secure_channel(f"localhost:{port}", credentials)
+    outgoing = queue.Queue()
+
+    def requests():
+        while (item := outgoing.get()) is not None:
+            yield item
+
+    call = channel.stream_stream(
+        service.FULL_METHOD, request_serializer=lambda b: b, response_deserializer=wire.decode_response
+    )
+    responses = call(requests())
+    return outgoing.put, responses, lambda: (outgoing.put(None), channel.close())

@@ -1,0 +1,321 @@
+"""The serving pieces one by one: wire format, quantisation, validation, SAS and alerts, store, engine."""
+
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ppvad_jax.evaluation import sas
+from ppvad_jax.serving import alert_store, camera_state, engine, quantization, scorer, validation, wire
+
+SHAPE = (8, 12, 4)
+
+
+def _message(latent=None, **kw):
+    latent = np.ones(SHAPE, np.float16) if latent is None else latent
+    fields = dict(camera_id="cam1", run_id="r1", frame_index=0, timestamp=1.0, latent=latent)
+    fields.update(kw)
+    return wire.encode_frame(**fields)
+
+
+# --- wire format and quantisation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", quantization.MODES)
+def test_frame_round_trip_and_quantisation_error(mode):
+    latent = np.random.default_rng(0).random(SHAPE, dtype=np.float32) * 3
+    array, scale = quantization.quantize(latent, mode)
+    m = wire.decode_frame(_message(array, scale=scale, frame_index=7))
+    assert (m.camera_id, m.frame_index, m.dtype, m.shape) == ("cam1", 7, mode, SHAPE)
+    back = quantization.dequantize(m.array(), scale=m.scale)
+    bound = {"float32": 0, "float16": 3 * 2**-11, "int8": scale / 2 if scale else 0}[mode]
+    assert np.max(np.abs(back - latent)) <= bound + 1e-7
+
+
+def test_responses_with_and_without_an_alert_have_the_same_size():
+    params = camera_state.SasParams()
+    state = camera_state.initial_state("camera-with-a-long-name", params)
+    sizes = set()
+    for i, c in enumerate([1 / 3] * 3 + [0.9999999] * 10 + [0.0] * 8):
+        state, result, alert = camera_state.advance(
+            state, confidence=c, run_id="0123456789abcdef", frame_index=10**6 + i, timestamp=1.7e9 + i / 3,
+            params=params,
+        )  # fmt: skip
+        response = engine._result_response("ok", result, alert=alert, latency_ms=1234.5678, batch=32)
+        sizes.add(len(wire.encode_response(response)))
+        assert wire.decode_response(wire.encode_response(response)) == response
+    assert sizes == {wire.RESPONSE_PAD}  # quiet, opened, extended and closed alike
+
+
+def test_int8_of_a_zero_latent_has_a_positive_scale():
+    _, scale = quantization.quantize(np.zeros(SHAPE), "int8")
+    assert scale == 1.0
+
+
+def test_any_truncation_or_garbage_raises_wire_error_only():
+    data = _message()
+    for n in range(len(data)):
+        try:
+            wire.decode_frame(data[:n])
+        except wire.WireError:
+            pass
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        junk = bytes(rng.integers(0, 256, int(rng.integers(0, 64)), dtype=np.uint8))
+        with pytest.raises(wire.WireError):
+            wire.decode_frame(b"PPVL\x00\x01" + junk if rng.random() < 0.5 else junk)
+    with pytest.raises(wire.WireError, match="version"):
+        wire.decode_frame(b"PPVL\x00\x09" + data[6:])
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+LIMITS = validation.Limits(latent_shape=SHAPE, max_message_bytes=4096)
+
+
+def _check(data, peer="cam1"):
+    message = wire.decode_frame(data)
+    return validation.validate_frame(message, peer_camera_id=peer, known_cameras=("cam1",), limits=LIMITS)
+
+
+def test_validation_accepts_a_good_frame():
+    assert _check(_message()).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "data, peer, code",
+    [
+        (_message(np.ones((8, 12, 5), np.float16)), "cam1", "shape"),
+        (_message(np.full(SHAPE, np.inf, np.float16)), "cam1", "not_finite"),
+        (_message(np.full(SHAPE, 6e4, np.float16)), "cam1", "out_of_range"),
+        (_message() + b"\x00" * 8, "cam1", "payload_size"),
+        (_message(np.ones((30, 40, 4), np.float16)), "cam1", "too_large"),
+        (_message(camera_id="cam2"), "cam1", "camera_mismatch"),
+        (_message(camera_id="cam9"), "cam9", "unknown_camera"),
+        (_message(np.ones(SHAPE, np.int8), scale=0.0), "cam1", "bad_scale"),
+        (_message(frame_index=-1), "cam1", "bad_frame_index"),
+        (_message(timestamp=float("nan")), "cam1", "bad_timestamp"),
+    ],
+)
+def test_validation_rejects_with_a_code(data, peer, code):
+    with pytest.raises(validation.RejectedFrame) as info:
+        _check(data, peer)
+    assert info.value.code == code
+
+
+# --- SAS and alerts --------------------------------------------------------------------------------
+
+
+def test_sas_steps_match_the_compiled_whole_sequence_score():
+    confidences = np.random.default_rng(1).random(300)
+    params = camera_state.SasParams()
+    state = camera_state.initial_state("cam1", params)
+    scores = []
+    for i, c in enumerate(confidences):
+        state, result, _ = camera_state.advance(
+            state, confidence=c, run_id="r", frame_index=i, timestamp=float(i), params=params
+        )
+        scores.append(result.score)
+    reference = sas.sigmoidal_anomaly_score(confidences.astype(np.float32), method="sequential")
+    np.testing.assert_allclose(scores, np.asarray(reference), atol=2e-6)
+
+
+def test_an_alert_opens_extends_and_closes():
+    params = camera_state.SasParams()
+    state = camera_state.initial_state("cam1", params)
+    events = []
+    for i, c in enumerate([1.0] * 6 + [0.0] * 6):
+        state, result, alert = camera_state.advance(
+            state, confidence=c, run_id="r", frame_index=i, timestamp=10.0 + i, params=params
+        )
+        events.append(result.alert_event)
+    # x: -5 -3 -1 +1 +3 +5 | +3 +1 -1 ...: open at frame 3, extended to 7, closed at 8
+    assert events == [None] * 3 + ["opened"] + ["extended"] * 4 + ["closed"] + [None] * 3
+    assert alert is None and state.open_alert is None
+
+
+# --- store ---------------------------------------------------------------------------------------
+
+
+def _tick(params, n, *, start=0, state=None, run_id="r"):
+    state = state or camera_state.initial_state("cam1", params)
+    results, alerts = [], {}
+    for i in range(start, start + n):
+        state, result, alert = camera_state.advance(
+            state, confidence=1.0, run_id=run_id, frame_index=i, timestamp=float(i), params=params
+        )
+        results.append(result)
+        if alert:
+            alerts[alert.alert_id] = alert
+    return state, results, list(alerts.values())
+
+
+def test_store_commits_a_tick_and_a_new_instance_restores_it(tmp_path):
+    params = camera_state.SasParams()
+    store = alert_store.SqliteAlertStore(tmp_path / "a.sqlite")
+    state, results, alerts = _tick(params, 5)
+    store.commit_tick(results, [state], alerts)
+    store.close()
+    again = alert_store.SqliteAlertStore(tmp_path / "a.sqlite")
+    restored = again.load_states()["cam1"]
+    assert restored == state and restored.open_alert.start_frame == 3
+    assert again.lookup_result("cam1", "r", 4) == results[4]
+    assert again.lookup_result("cam1", "r", 5) is None
+    assert [a.alert_id for a in again.list_alerts()] == ["cam1:r:3"]
+    assert sqlite3.connect(tmp_path / "a.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_failed_commit_writes_nothing(tmp_path):
+    params = camera_state.SasParams()
+    store = alert_store.SqliteAlertStore(tmp_path / "a.sqlite")
+    state, results, alerts = _tick(params, 5)
+    broken = [*alerts, None]  # fails inside the transaction, after the frame rows
+    with pytest.raises(AttributeError):
+        store.commit_tick(results, [state], broken)
+    assert store.frame_results() == [] and store.list_alerts() == [] and store.load_states() == {}
+
+
+# --- engine (fake decoder: no JAX) -----------------------------------------------------------------
+
+
+class _Session:
+    def __init__(self):
+        self.responses = []
+        self.done = threading.Condition()
+
+    def deliver(self, response):
+        with self.done:
+            self.responses.append(response)
+            self.done.notify_all()
+
+    def wait(self, n, timeout=10):
+        with self.done:
+            assert self.done.wait_for(lambda: len(self.responses) >= n, timeout), self.responses
+
+
+class _RecordingScorer:
+    name = "recording"
+
+    def __init__(self, gate=None):
+        self.batches = []
+        self.gate = gate
+
+    def __call__(self, batch):
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.batches.append(batch)
+        return np.full(len(batch.camera_ids), 0.9)
+
+
+def _decoder(latents):
+    """Latent [n, 8, 12, 4] -> a 64x96 image whose bright square sits where the latent says."""
+    frames = np.zeros((len(latents), 64, 96, 3), np.uint8)
+    for i, z in enumerate(latents):
+        x = int(z[0, 0, 0])
+        frames[i, 20:40, x : x + 16] = 255
+    return frames
+
+
+def _request(session, camera, index, x):
+    latent = np.zeros(SHAPE, np.float32)
+    latent[0, 0, 0] = x
+    message = wire.decode_frame(_message(latent.astype(np.float16), camera_id=camera, frame_index=index))
+    return engine.Request(session=session, message=message, latent=latent)
+
+
+def _engine(tmp_path, scorer_fn, **options):
+    store = alert_store.SqliteAlertStore(tmp_path / "a.sqlite", synchronous="NORMAL")
+    return engine.Engine(
+        decoder=_decoder, scorer=scorer_fn, store=store, sas_params=camera_state.SasParams(),
+        options=engine.EngineOptions(**{"tick_s": 0.05, "flow_threads": 1, **options}),
+    )  # fmt: skip
+
+
+def test_frames_of_one_camera_in_one_tick_flow_from_each_other(tmp_path):
+    gate = threading.Event()
+    recorder = _RecordingScorer(gate)
+    eng = _engine(tmp_path, recorder, max_batch=8)
+    a, b = _Session(), _Session()
+    for i, x in enumerate([10, 14, 18]):
+        assert eng.submit(_request(a, "cam1", i, x)) is None
+        assert eng.submit(_request(b, "cam2", i, 40)) is None
+    gate.set()
+    a.wait(3)
+    b.wait(3)
+    eng.close()
+    flows = np.concatenate([batch.flows for batch in recorder.batches])
+    cams = sum((batch.camera_ids for batch in recorder.batches), ())
+    moving = [float(np.abs(f[..., 0]).max()) for f, c in zip(flows, cams, strict=True) if c == "cam1"]
+    still = [float(np.abs(f).max()) for f, c in zip(flows, cams, strict=True) if c == "cam2"]
+    assert moving[0] == 0.0 and min(moving[1:]) > 1.0  # first frame: no previous reconstruction
+    assert max(still) < 0.5
+    assert [r["frame_index"] for r in a.responses] == [0, 1, 2]
+
+
+def test_back_pressure_and_a_draining_close(tmp_path):
+    gate = threading.Event()
+    eng = _engine(tmp_path, _RecordingScorer(gate), max_batch=1, max_pending_per_camera=2, max_queue=3)
+    session = _Session()
+    assert eng.submit(_request(session, "cam1", 0, 10)) is None
+    time.sleep(0.2)  # the tick thread has taken frame 0 and waits at the gate
+    assert eng.submit(_request(session, "cam1", 1, 10)) is None
+    overloaded = eng.submit(_request(session, "cam1", 2, 10))
+    assert overloaded["status"] == "overloaded" and overloaded["retry_after_ms"] > 0
+    assert eng.submit(_request(session, "cam2", 0, 10)) is None
+    assert eng.submit(_request(session, "cam3", 0, 10)) is None
+    assert eng.submit(_request(session, "cam4", 0, 10))["message"].startswith("server overloaded (queue full")
+    closer = threading.Thread(target=eng.close)
+    closer.start()
+    time.sleep(0.1)
+    assert eng.submit(_request(session, "cam1", 3, 10))["status"] == "shutting_down"
+    gate.set()
+    closer.join(10)
+    assert sorted((r["camera_id"], r["frame_index"]) for r in session.responses) == [
+        ("cam1", 0), ("cam1", 1), ("cam2", 0), ("cam3", 0),
+    ]  # fmt: skip
+    assert all(r["status"] == "ok" for r in session.responses)
+
+
+def test_frames_that_waited_too_long_are_dropped_not_scored_late(tmp_path):
+    gate = threading.Event()
+    eng = _engine(tmp_path, _RecordingScorer(gate), max_batch=1, max_queue_delay_s=0.2)
+    session = _Session()
+    for i in range(3):
+        eng.submit(_request(session, "cam1", i, 10))
+    time.sleep(0.4)  # frame 0 is in the (gated) tick; 1 and 2 wait in the queue past the limit
+    gate.set()
+    session.wait(3)
+    eng.close()
+    statuses = {r["frame_index"]: r["status"] for r in session.responses}
+    assert statuses == {0: "ok", 1: "overloaded", 2: "overloaded"}
+    assert "waited" in session.responses[-1]["message"]
+
+
+def test_a_failing_scorer_answers_errors_and_the_engine_goes_on(tmp_path):
+    calls = []
+
+    def flaky(batch):
+        calls.append(1)
+        return np.full(len(batch.camera_ids), np.nan if len(calls) == 1 else 0.2)
+
+    flaky.name = "flaky"
+    eng = _engine(tmp_path, flaky, max_batch=1)
+    session = _Session()
+    eng.submit(_request(session, "cam1", 0, 10))
+    session.wait(1)
+    eng.submit(_request(session, "cam1", 1, 10))
+    session.wait(2)
+    eng.close()
+    assert session.responses[0]["code"] == "scorer" and session.responses[1]["status"] == "ok"
+
+
+def test_motion_energy_placeholder_is_monotone_in_motion():
+    s = scorer.MotionEnergyScorer(midpoint=1.0, slope=4.0)
+    flows = np.zeros((3, 4, 4, 2), np.float32)
+    flows[1] += 1.0
+    flows[2] += 3.0
+    batch = scorer.FrameBatch(None, flows, None, ("a", "b", "c"))
+    c = s(batch)
+    assert c[0] < c[1] < c[2] and 0 < c[0] and c[2] < 1

@@ -71,6 +71,9 @@ def get_config(arg=None):
     config.scorer.name = "motion_energy"
     config.scorer.midpoint = 1.0
     config.scorer.slope = 4.0
+    # The paper's scorer: --config.scorer.name=two_stream --config.scorer.export_dir=CLS_WORKDIR/export
+    # (a classifier trained by launch.train_classifier on this autoencoder's reconstructions).
+    config.scorer.export_dir = ""
 
     config.store = ml_collections.ConfigDict()
     config.store.kind = "sqlite"

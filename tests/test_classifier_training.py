@@ -10,7 +10,7 @@ import pytest
 from configs import classifier as classifier_config
 from ppvad_jax.models import two_stream
 from ppvad_jax.privacy import batch_selection
-from ppvad_jax.training import classifier
+from ppvad_jax.training import classifier, classifier_inputs
 from ppvad_jax.training.autoencoder import make_mesh
 
 
@@ -138,6 +138,16 @@ def dataset_dir(tiny_world, tmp_path_factory):
     return summary["dataset_dir"]
 
 
+class _FixedBag:
+    """The bags cached at training time (the detector ran on full-size reconstructions)."""
+
+    def __init__(self, bags):
+        self.bags = bags
+
+    def bag(self, frames):
+        return self.bags[: len(frames)]
+
+
 def test_end_to_end_two_phases_resume_and_evaluate(dataset_dir, tmp_path):
     """Inputs cached, phase 1 + phase 2 run, predictions and eval written; a rerun resumes."""
     import json
@@ -171,6 +181,19 @@ def test_end_to_end_two_phases_resume_and_evaluate(dataset_dir, tmp_path):
         assert 0 <= report["fl_auc"] <= 1 and (tmp_path / "roc.png").stat().st_size > 0
     else:  # the tiny world's test split may lack hard anomalies: no AUC, and it says why
         assert report["fl_auc"] is None and "undefined" in report["fl_auc_undefined"]
+    # The server's scorer loads the export and gives the same confidences on the same inputs.
+    from ppvad_jax.serving import scorer as scorer_lib
+    from ppvad_jax.serving import two_stream_scorer
+
+    test_inputs = classifier_inputs.load_split(tmp_path / "inputs", "test")
+    serve = two_stream_scorer.TwoStreamScorer(tmp_path / "export")
+    n = min(5, len(test_inputs["labels"]))
+    batch = scorer_lib.FrameBatch(
+        np.asarray(test_inputs["frames"][:n]), None, np.asarray(test_inputs["flows"][:n]), ("cam",) * n
+    )
+    serve.detector = None if not serve.spec["use_bag"] else _FixedBag(test_inputs["bags"][:n])
+    with np.load(tmp_path / "predictions.npz") as p:
+        np.testing.assert_allclose(serve(batch), p["confidence"][:n], rtol=1e-4, atol=1e-5)
     # A rerun finds both phases done and the caches in place: same predictions, no training.
     before = np.load(tmp_path / "predictions.npz")["confidence"]
     again = classifier.train_and_evaluate(config, tmp_path)

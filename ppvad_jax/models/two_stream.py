@@ -93,3 +93,55 @@ class TwoStreamClassifier(nn.Module):
 
     def __call__(self, frames, flows=None, bag=None, *, train=False):
         return self.classify(self.features(frames, flows), bag, train=train)
+
+
+# --- Export for the server ---------------------------------------------------------------------
+
+EXPORT_FILE = "classifier.msgpack"
+SPEC_FILE = "spec.json"
+
+
+def export(out_dir, variables, spec):
+    """Writes the trained classifier (params and frozen statistics) and its spec under ``out_dir``.
+
+    ``spec`` holds the module's fields (``streams``, ``use_bag``, ``head_width``, ``norm``,
+    ``preprocessing``, ``size``), ``bag_classes`` and how the bag was made (``detector``).
+    """
+    import json
+    import pathlib
+
+    import flax.serialization
+    import jax
+
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / (EXPORT_FILE + ".partial")
+    tmp.write_bytes(flax.serialization.to_bytes(jax.device_get(variables)))
+    tmp.replace(out_dir / EXPORT_FILE)
+    (out_dir / SPEC_FILE).write_text(json.dumps(spec, indent=2, default=str))
+    return out_dir
+
+
+def load_export(export_dir):
+    """``(model, variables, spec)`` from a directory written by ``export``."""
+    import json
+    import pathlib
+
+    import flax.serialization
+    import jax
+    import numpy as np
+
+    export_dir = pathlib.Path(export_dir)
+    if not (export_dir / SPEC_FILE).is_file() or not (export_dir / EXPORT_FILE).is_file():
+        raise FileNotFoundError(
+            f"{export_dir} holds no exported classifier: train one (python -m launch.train_classifier), "
+            "whose WORKDIR/export this is"
+        )
+    spec = json.loads((export_dir / SPEC_FILE).read_text())
+    fields = ("streams", "use_bag", "head_width", "norm", "preprocessing", "size")
+    model = TwoStreamClassifier(**{k: spec[k] for k in fields})
+    one = np.zeros((1, spec["size"], spec["size"], 3), np.uint8)
+    bag = np.zeros((1, len(spec["bag_classes"])), np.float32)
+    template = jax.eval_shape(lambda: model.init(jax.random.key(0), one, one, bag))
+    variables = flax.serialization.from_bytes(template, (export_dir / EXPORT_FILE).read_bytes())
+    return model, jax.device_put(variables), spec

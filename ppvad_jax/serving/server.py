@@ -12,7 +12,17 @@ import logging
 import threading
 import time
 
-from ppvad_jax.serving import alert_store, camera_state, decoding, engine, scorer, service, tls, validation
+from ppvad_jax.serving import (
+    alert_store,
+    camera_state,
+    decoding,
+    engine,
+    scorer,
+    service,
+    tls,
+    two_stream_scorer,  # noqa: F401  (registers the "two_stream" scorer)
+    validation,
+)
 
 log = logging.getLogger(__name__)
 

@@ -527,6 +527,23 @@ def train_and_evaluate(config, workdir):
             batch_size=config.eval_batch_size, mesh=mesh,
         )  # fmt: skip
     confidence = np.asarray(jax.nn.sigmoid(logits), np.float32)
+    two_stream.export(
+        workdir / "export",
+        {"params": params, **stats},
+        {
+            "variant": config.variant,
+            "streams": streams,
+            "use_bag": use_bag,
+            "head_width": config.head_width,
+            "norm": backbone.spec["norm"],
+            "preprocessing": backbone.spec["preprocessing"],
+            "size": config.input_size,
+            "bag_classes": list(detector.classes),
+            "detector": dict(config.detector),
+            "backbone_random_init": bool(backbone.random_init),
+            "frame_resize": "cv2.INTER_AREA from the reconstruction (and flow image) to size x size",
+        },
+    )
     np.savez(
         workdir / "predictions.npz", confidence=confidence, labels=test["labels"],
         video_index=test["video_index"], frame_index=test["frame_index"], videos=np.asarray(test["videos"]),

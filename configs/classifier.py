@@ -62,6 +62,10 @@ def get_config(arg=None):
     config.backbone.pretrained = "weights/resnet50"
     config.backbone.norm = "frozen_bn"
     config.head_width = 4096
+    # A fixed per-feature affine from training-set statistics before the head. Off for the
+    # paper's ImageNet features; on for random-init backbones (runlocal), whose features barely
+    # vary between frames. Refused under DP (the statistics are not privatised).
+    config.standardize_features = False
     config.dropout = 0.5
     config.batch_size = 32  # K
     config.hard_mining_alpha = 3
@@ -93,6 +97,7 @@ def get_config(arg=None):
         config.backbone.pretrained = ""
         config.backbone.norm = "group"  # from scratch a frozen BN is the identity
         config.head_width = 256
+        config.standardize_features = True
         config.batch_size = 8
         config.eval_batch_size = 16
         config.phase1.learning_rate = 1e-3

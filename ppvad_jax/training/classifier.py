@@ -363,7 +363,13 @@ def train_and_evaluate(config, workdir):
     model = two_stream.TwoStreamClassifier(
         streams=streams, use_bag=use_bag, head_width=config.head_width, dropout=config.dropout,
         norm=backbone.spec["norm"], preprocessing=backbone.spec["preprocessing"], size=config.input_size,
+        standardize=config.standardize_features,
     )  # fmt: skip
+    if config.standardize_features and private:
+        raise ValueError(
+            "standardize_features computes per-feature statistics of the training set, which the DP "
+            "guarantee does not cover: turn it off for private training"
+        )
     mesh = make_mesh()
     key = jax.random.key(config.seed)
     init_key, noise_key = jax.random.split(key)
@@ -410,10 +416,24 @@ def train_and_evaluate(config, workdir):
     features_dir.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(features_spec, indent=2, default=str))
 
+    if config.standardize_features:
+        # Per-feature statistics of the head's input over the training frames (bag as log1p).
+        head_in = features["train"][train_ids]
+        if use_bag:
+            head_in = np.concatenate([head_in, np.log1p(data["train"]["bags"][train_ids])], axis=1)
+        std = head_in.std(axis=0)
+        stats["standardization"] = {
+            "head": {
+                "mean": jnp.asarray(head_in.mean(axis=0)),
+                "scale": jnp.asarray(np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 1.0)),
+            }
+        }
+    head_stats = {k: {"head": v["head"]} for k, v in stats.items() if k == "standardization"}
+
     def head_apply(head, inputs, *, train, rng):
         rngs = {"dropout": rng} if train else {}
         return model.apply(
-            {"params": {"head": head}},
+            {"params": {"head": head}, **head_stats},
             inputs["features"],
             inputs["bag"],
             train=train,
@@ -538,6 +558,7 @@ def train_and_evaluate(config, workdir):
             "norm": backbone.spec["norm"],
             "preprocessing": backbone.spec["preprocessing"],
             "size": config.input_size,
+            "standardize": bool(config.standardize_features),
             "bag_classes": list(detector.classes),
             "detector": dict(config.detector),
             "backbone_random_init": bool(backbone.random_init),

@@ -8,9 +8,13 @@ torch importable (a test-only dependency, requirements-dev.txt), the PyTorch ref
 from tests/test_resnet.py runs on the same weights (converted in memory with
 ``resnet_weights.torchvision_to_flax``) and input, in inference mode, NCHW (its default
 layout), flush-denormal on (as XLA), and the speed ratio is reported; without torch the
-Flax model runs on a random init. OpenCV DNN is skipped: loading the net into cv2.dnn
-needs an ONNX export, and torch.onnx.export needs the ``onnx`` (or ``onnxscript``)
-package, which is not a dependency.
+Flax model runs on a random init.
+
+OpenCV DNN: torch.onnx.export needs the ``onnx`` package (not a dependency), so the same
+architecture reaches cv2.dnn as a darknet cfg written here (``resnet50_darknet``:
+torchvision's v1.5 layout as convolutional / shortcut / route / avgpool sections, BN
+folded by OpenCV) with its own random weights: a speed comparison of the same
+network, not a numerical one (the numerical cross-check is tests/test_resnet.py).
 """
 
 import json
@@ -52,6 +56,70 @@ def throughput(seconds, first):
     }
 
 
+def resnet50_darknet(size, seed=0):
+    """ResNet-50 v1.5 (stride in the 3x3 conv) as a darknet cfg up to the global average pool,
+    and random weights for it in darknet's binary layout: ``(cfg_text, weights_bytes)``."""
+    rng = np.random.default_rng(seed)
+    parts = [f"[net]\nbatch=1\nwidth={size}\nheight={size}\nchannels=3\n"]
+    blobs = [np.asarray([0, 2, 0], np.int32).tobytes(), np.asarray([0], np.uint64).tobytes()]
+
+    def conv(cin, filters, ksize, stride, activation):
+        parts.append(
+            f"[convolutional]\nbatch_normalize=1\nfilters={filters}\nsize={ksize}\nstride={stride}\n"
+            f"pad=1\nactivation={activation}\n"
+        )
+        # BN beta, gamma, rolling mean, rolling variance, then OIHW weights (He-scaled).
+        bn = [np.zeros(filters), np.ones(filters), np.zeros(filters), np.ones(filters)]
+        w = rng.normal(0, np.sqrt(2.0 / (cin * ksize * ksize)), filters * cin * ksize * ksize)
+        blobs.extend(np.asarray(a, np.float32).tobytes() for a in (*bn, w))
+
+    conv(3, 64, 7, 2, "relu")
+    parts.append("[maxpool]\nsize=3\nstride=2\n")
+    cin = 64
+    for stage, (blocks, width) in enumerate(zip(resnet.STAGE_SIZES, resnet.STAGE_WIDTHS, strict=True)):
+        for block in range(blocks):
+            stride = 2 if block == 0 and stage > 0 else 1
+            conv(cin, width, 1, 1, "relu")
+            conv(width, width, 3, stride, "relu")
+            conv(width, 4 * width, 1, 1, "linear")
+            if block == 0:  # projection shortcut from the block's input
+                parts.append("[route]\nlayers=-4\n")
+                conv(cin, 4 * width, 1, stride, "linear")
+                parts.append("[shortcut]\nfrom=-3\nactivation=relu\n")
+            else:
+                parts.append("[shortcut]\nfrom=-4\nactivation=relu\n")
+            cin = 4 * width
+    parts.append("[avgpool]\n")
+    return "\n".join(parts), b"".join(blobs)
+
+
+def time_opencv(images):
+    """cv2.dnn forward of ``resnet50_darknet`` on the same images (NCHW blob)."""
+    import tempfile
+
+    import cv2
+
+    cfg_text, weights = resnet50_darknet(images.shape[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "resnet50.cfg"), "w") as f:
+            f.write(cfg_text)
+        with open(os.path.join(tmp, "resnet50.weights"), "wb") as f:
+            f.write(weights)
+        net = cv2.dnn.readNetFromDarknet(
+            os.path.join(tmp, "resnet50.cfg"), os.path.join(tmp, "resnet50.weights")
+        )
+    blob = np.ascontiguousarray(images.transpose(0, 3, 1, 2), np.float32)
+
+    def call():
+        net.setInput(blob)
+        return net.forward()
+
+    seconds, first = median_seconds(call, _REPEATS.value)
+    features = call()
+    return {**throughput(seconds, first), "version": cv2.__version__, "threads": cv2.getNumThreads(),
+            "output_shape": list(features.shape)}  # fmt: skip
+
+
 def main(argv):
     del argv
     images = (
@@ -84,8 +152,10 @@ def main(argv):
         "resolution": [_SIZE.value, _SIZE.value],
         "repeats": _REPEATS.value,
         "flax": throughput(flax_s, flax_first),
-        "opencv_dnn": "skipped: cv2.dnn needs an ONNX file and torch.onnx.export needs the onnx package",
     }
+    opencv = time_opencv(images)
+    out["opencv_dnn"] = opencv
+    out["flax_over_opencv_speed"] = round(opencv["seconds_per_call"] / flax_s, 3)
     if torch_model is not None:
         # XLA's CPU code flushes denormals to zero; torch does not by default, and the random
         # reference weights drive late activations into denormals (measured: 2x slower).

@@ -1,0 +1,83 @@
+r"""Noise-multiplier sweep of the DP autoencoder: epsilon next to image quality, faces, re-id and MIA.
+
+  python -m launch.sweep --config=configs/sweep_noise.py \
+      --config.autoencoder.data.dataset_dir=/data/tfds/ucf_crime2local/default/1.0.0 --workdir=runs/sweep
+
+On a 2-core CPU (120x160, a few steps per point; pick a small grid):
+
+  python -m launch.sweep --config=configs/sweep_noise.py:runlocal=True \
+      --config.autoencoder.data.dataset_dir=runs/demo/data/ucf_crime2local/runlocal/1.0.0 \
+      --config.optimizers=dpsgd,dpadam --config.noise_multipliers=0.5,1.0 --workdir=runs/sweep \
+      [--parallel=2]
+
+The grid is ``optimizers`` x ``noise_multipliers``; ``adam`` (not private) runs
+once, without noise. Every other field of a point's autoencoder is
+``config.autoencoder`` (the same fields as ``configs/autoencoder.py``, e.g.
+``--config.autoencoder.schedule.max_steps=50``); the sweep sets only
+``optimizer`` and ``dp.noise_multiplier`` per point. Latent local DP is off
+unless ``--config.latent_ldp.noise_multipliers=0.5,2.0`` lists levels: each
+level adds a row per point (the same trained autoencoder, its latents clipped
+and noised at the camera). ``--config.classifier.enabled=True`` also trains and
+scores the anomaly classifier on every point's reconstructions (costly: the
+classifier's own config is ``config.classifier.config``, ``configs/classifier.py``).
+
+``arg``: ``runlocal`` only.
+"""
+
+import ml_collections
+
+from configs import autoencoder as autoencoder_config
+from configs import classifier as classifier_config
+
+
+def _parse(arg):
+    out = {}
+    for item in filter(None, (arg or "").split(",")):
+        key, _, value = item.partition("=")
+        out[key.strip()] = value.strip()
+    unknown = set(out) - {"runlocal"}
+    if unknown:
+        raise ValueError(f"unknown config arg(s) {sorted(unknown)}; use runlocal=True")
+    return out
+
+
+def get_config(arg=None):
+    runlocal = _parse(arg).get("runlocal", "False").lower() in ("1", "true", "yes")
+    local = f"runlocal={runlocal}"
+
+    config = ml_collections.ConfigDict()
+    config.optimizers = autoencoder_config.OPTIMIZERS  # adam | dpsgd | dpadam | dpadagrad
+    config.noise_multipliers = (0.1, 0.25, 0.5, 0.75, 1.0)
+    # The base autoencoder of every point (dataset_dir, resolution, schedule, clipping norm...).
+    config.autoencoder = autoencoder_config.get_config(f"optimizer=dpadam,{local}")
+
+    config.latent_ldp = ml_collections.ConfigDict()
+    config.latent_ldp.noise_multipliers = ()  # () = off; each level adds one row per point
+    config.latent_ldp.l2_bound = 0.0  # 0: the median latent L2 norm of the point's training frames
+    config.latent_ldp.delta = 1e-5
+    config.latent_ldp.nonnegative = True
+
+    config.privacy = ml_collections.ConfigDict()
+    # Faces: LFW crops and the astronaut's face pasted on test frames, detected before and after
+    # the autoencoder. Haar only by default: the LBP cascade costs ~10x more (evaluation/faces.py).
+    config.privacy.face_frames = 16
+    config.privacy.face_fraction = 0.5  # face side / the frame's short side
+    config.privacy.face_upscale = 2.0
+    config.privacy.face_backends = ("haar",)  # the first is the headline
+    config.privacy.reid_feature = "hog"  # hog | pixels | pca (evaluation/reidentification.py)
+    config.privacy.mia_frames = 64  # training (member) and held-out frames each, at most
+    config.privacy.grid_frames = 4  # test frames per row of the reconstruction grid
+    config.privacy.batch_size = 8
+    config.privacy.seed = 0
+
+    config.classifier = ml_collections.ConfigDict()
+    config.classifier.enabled = False
+    # The classifier each point trains on its reconstructions; its autoencoder_workdir is the
+    # point's, its dataset_dir the autoencoder's when left empty.
+    config.classifier.config = classifier_config.get_config(f"variant=2s_bag,optimizer=adam,{local}")
+
+    if runlocal:
+        config.autoencoder.schedule.max_steps = 20
+        config.privacy.face_frames = 8
+        config.privacy.mia_frames = 32
+    return config

@@ -1,0 +1,199 @@
+"""What a server learns through one trained autoencoder: faces, re-identification, membership.
+
+``evaluate(...)`` measures an exported autoencoder (``W/export``: the camera
+and server halves, so exactly what a server would see) on the splits it was
+trained with, once without latent local DP and once per LDP level:
+
+- image quality: MSE / PSNR / SSIM on the test frames (without LDP the
+  trainer's own test numbers are passed in and kept);
+- faces: LFW crops and the astronaut's face pasted on test frames
+  (``paste_faces``), detected on originals and reconstructions; rate =
+  reconstructed / original (``evaluation.faces``);
+- re-identification: the 101 LFW + astronaut identities sent through the
+  autoencoder at its resolution, named by nearest neighbour (HOG by default);
+  top-1 against chance (``evaluation.reidentification``);
+- membership inference: the loss-threshold attack, training frames against
+  held-out (test + validation) frames; AUC and TPR at 1% FPR
+  (``evaluation.membership``). The calibrated attack needs a reference model
+  trained on disjoint data, one more training run: not run here.
+
+Cost at 120x160 on 2 CPU cores: seconds (101 re-id crops in 9 frames, 2 x
+``face_frames`` Haar detections, 2 x ``mia_frames`` reconstructions), plus one
+pass over the test split per LDP level.
+"""
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+from skimage import data as skimage_data
+
+from ppvad_jax.data import contact_sheet
+from ppvad_jax.evaluation import faces, image_quality, membership, privacy_report, reidentification
+from ppvad_jax.privacy import latent_ldp
+
+
+def astronaut_face_rgb(margin=16):
+    """The astronaut's face in colour with a margin of background (the cascades need some border)."""
+    x, y, w, h = reidentification.ASTRONAUT_FACE
+    image = skimage_data.astronaut()
+    return image[max(0, y - margin) : y + h + margin, max(0, x - margin) : x + w + margin]
+
+
+def paste_faces(frames, *, fraction, seed):
+    """A copy of frames [N, H, W, 3] uint8 with one real face each, at a seeded position.
+
+    Faces are LFW crops (grey, repeated on the three channels) and, every fifth
+    frame, the astronaut in colour, of side ``fraction`` x the frame's short
+    side. Measured (scratch script, flat noisy backgrounds, 20 frames): Haar at
+    upscale 2 finds 19 of 20 at 48x64, 120x160 and 240x320 with fraction 0.5.
+    """
+    frames = np.array(frames, np.uint8)
+    n, height, width = frames.shape[:3]
+    size = max(8, int(min(height, width) * fraction))
+    lfw = reidentification.lfw_faces()
+    astronaut = cv2.resize(astronaut_face_rgb(), (size, size), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        if i % 5 == 4:
+            face = astronaut
+        else:
+            grey = cv2.resize(lfw[i % len(lfw)], (size, size), interpolation=cv2.INTER_LINEAR)
+            face = np.repeat(np.clip(grey * 255, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+        y = rng.integers(0, height - size + 1)
+        x = rng.integers(0, width - size + 1)
+        frames[i, y : y + size, x : x + size] = face
+    return frames
+
+
+def _sample(records, count, rng):
+    records = np.asarray(records)
+    return np.sort(rng.choice(records, size=min(count, len(records)), replace=False))
+
+
+def sample_key(level):
+    """The ``recon_samples.npz`` key of an LDP level's reconstructions (None: no LDP)."""
+    return "recon" if level is None else f"recon_ldp{level:g}"
+
+
+def evaluate(
+    ae_workdir,
+    *,
+    splits,
+    source,
+    trainer_quality,
+    settings,
+    ldp_levels=(),
+    ldp_l2_bound=0.0,
+    ldp_delta=1e-5,
+    ldp_nonnegative=True,
+):
+    """Measures ``ae_workdir/export`` (module docstring); one row per LDP level, None (no LDP) first.
+
+    Args:
+      splits: ``autoencoder_data.split_units`` of the run (train / validation / test units).
+      source: the ``autoencoder_data.FrameSource`` those units index.
+      trainer_quality: ``{"mse", "psnr", "ssim"}`` the trainer measured on every test frame.
+      settings: face_frames, face_fraction, face_upscale, face_backends (names; the first is the
+        headline), reid_feature, mia_frames, grid_frames, batch_size, seed (attributes).
+      ldp_levels: latent-LDP noise multipliers; ldp_l2_bound: their bound C, 0 = the median latent
+        norm of the sampled training frames.
+
+    Returns:
+      ``{"levels": [row per level], "reference": ..., "latent_l2_norm_median": ...}`` and
+      ``samples``: ``{"originals", "recon", "recon_ldp<sigma>"...}`` uint8 frames for a grid.
+    """
+    backends = tuple(settings.face_backends)
+    rng = np.random.default_rng(settings.seed)
+    test_records = np.concatenate(splits["test"].records)
+    heldout = np.concatenate([test_records, *splits["validation"].records])
+    members = source.fetch(_sample(np.concatenate(splits["train"].records), settings.mia_frames, rng))
+    nonmembers = source.fetch(_sample(heldout, settings.mia_frames, rng))
+    face_frames = paste_faces(
+        source.fetch(test_records[contact_sheet.pick_evenly(len(test_records), settings.face_frames)]),
+        fraction=settings.face_fraction,
+        seed=settings.seed,
+    )
+    grid_originals = source.fetch(
+        test_records[contact_sheet.pick_evenly(len(test_records), settings.grid_frames)]
+    )
+    identities = reidentification.identity_set(seed=settings.seed)
+    face_config = faces.FaceDetectorConfig(upscale=settings.face_upscale)
+    encode_fn, decode_fn, spec = privacy_report.load_autoencoder(ae_workdir)
+    frame_shape = tuple(spec["frame_shape"])
+    batch_size = settings.batch_size
+
+    base_path = privacy_report.make_path(
+        encode_fn, decode_fn, latent_ldp.LatentLdpConfig(), jax.random.key(0)
+    )
+    _, member_norms = privacy_report.reconstruct_all(base_path, members, batch_size=batch_size)
+    l2_bound = ldp_l2_bound or float(np.median(member_norms))
+
+    levels, samples = [], {"originals": grid_originals}
+    for i, level in enumerate([None, *[float(s) for s in ldp_levels]]):
+        row = {"latent_ldp_noise": level}
+        if level is None:
+            path = base_path
+            row.update({k: trainer_quality[k] for k in ("mse", "psnr", "ssim")})
+        else:
+            ldp = latent_ldp.LatentLdpConfig(
+                enabled=True,
+                l2_bound=l2_bound,
+                noise_multiplier=level,
+                delta=ldp_delta,
+                nonnegative=ldp_nonnegative,
+            )
+            path = privacy_report.make_path(
+                encode_fn, decode_fn, ldp, jax.random.fold_in(jax.random.key(settings.seed), i)
+            )
+
+        def reconstruct(frames, path=path):
+            return privacy_report.reconstruct_all(path, frames, batch_size=batch_size)[0]
+
+        if level is not None:
+            test_frames = source.fetch(test_records)
+            quality = image_quality.summarize(
+                image_quality.per_frame(
+                    jnp.asarray(test_frames, jnp.float32) / 255.0, jnp.asarray(reconstruct(test_frames))
+                )
+            )
+            row.update({k: quality[k] for k in ("mse", "psnr", "ssim")})
+            row.update(
+                latent_ldp_epsilon=latent_ldp.epsilon(ldp)["epsilon_pld"],
+                latent_ldp_delta=ldp.delta,
+                latent_ldp_l2_bound=l2_bound,
+            )
+        counts = faces.count_faces(
+            face_frames, reconstruct(face_frames), backends=backends, config=face_config
+        )
+        found = counts[backends[0]].summary()
+        reid = reidentification.attack(
+            identities,
+            reidentification.crops_through(reconstruct, identities.probes, frame_shape),
+            feature=settings.reid_feature,
+        )
+        mia = membership.membership_inference(reconstruct, members, nonmembers, batch_size=batch_size)
+        mia = mia["loss_threshold"]
+        row.update(
+            face_detection_rate=found["detection_rate"],
+            face_matched_rate=found["matched_detection_rate"],
+            faces_original=found["faces_original"],
+            faces_reconstructed=found["faces_reconstructed"],
+            face_backend=backends[0],
+            reid_top1=reid["top1"],
+            reid_top5=reid["top5"],
+            reid_chance_top1=reid["chance_top1"],
+            mia_auc=mia["auc"],
+            mia_tpr_at_1pct_fpr=mia["tpr_at_1pct_fpr"],
+            mia_members=mia["members"],
+            mia_nonmembers=mia["nonmembers"],
+        )
+        levels.append(row)
+        samples[sample_key(level)] = (reconstruct(grid_originals) * 255).round().astype(np.uint8)
+    clear = reidentification.attack(identities, identities.probes, feature=settings.reid_feature)
+    result = {
+        "levels": levels,
+        "reference": {"reid_top1_clear_crops": clear["top1"], "reid_chance_top1": clear["chance_top1"]},
+        "latent_l2_norm_median": float(np.median(member_norms)),
+    }
+    return result, samples

@@ -603,3 +603,6 @@ def test_yolo_bag_detector_matches_detect_image(converted):
         np.testing.assert_array_equal(bag, want)
     with pytest.raises(ValueError, match="uint8 RGB"):
         backend.bag(frames.astype(np.float32))
+    # A config naming missing weights says what to fetch and the convert command.
+    with pytest.raises(FileNotFoundError, match=r"yolov4\.weights.*launch\.convert_weights --from=darknet"):
+        bag_detector.YoloBagDetector(tmp / "no_such_model")

@@ -6,6 +6,8 @@ either. Frames are stretched to the cfg's input size (as darknet and OpenCV's
 ``blobFromImage`` do) and run in jitted batches of ``batch_size``.
 """
 
+import pathlib
+
 import cv2
 import jax
 import numpy as np
@@ -13,8 +15,20 @@ import numpy as np
 from ppvad_jax.models.darknet import convert, detect
 
 
+def missing_weights_message(model_dir):
+    return (
+        f"no converted YOLOv4 at {model_dir}. Get AlexeyAB darknet's COCO weights, yolov4.weights "
+        "(https://github.com/AlexeyAB/darknet/releases, 'yolov4.weights', 245 MB) and its yolov4.cfg, "
+        f"then run: python -m launch.convert_weights --from=darknet --cfg=yolov4.cfg "
+        f"--weights=yolov4.weights --output={model_dir} . Without weights, use the classic OpenCV "
+        "detector: --config.detector.backend=classic"
+    )
+
+
 class YoloBagDetector:
     def __init__(self, model_dir, *, conf_threshold=0.25, iou_threshold=0.45, batch_size=8):
+        if not (pathlib.Path(model_dir) / "spec.json").is_file():
+            raise FileNotFoundError(missing_weights_message(model_dir))
         self.model, self.variables, self.spec = convert.load_converted(model_dir)
         self.classes = tuple(self.spec["class_names"])
         self.size = (self.spec["input_width"], self.spec["input_height"])

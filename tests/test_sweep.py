@@ -85,6 +85,16 @@ def test_classifier_config_of_a_point(tmp_path):
     assert sweep.classifier_config(tmp_path / "adam", point.config, config)[1] != workdir
 
 
+def test_device_probe_and_worker_slots():
+    """The probe a GPU machine runs before pinning workers (here it finds the CPU)."""
+    assert sweep.probe_devices() == ("cpu", 1)
+    assert sweep.worker_slots(1)["slots"] is None
+    assert sweep.worker_slots(None)["slots"] is None  # CPU only: one point at a time, in-process
+    assert sweep.worker_slots(3)["slots"] == [{}, {}, {}]
+    with pytest.raises(ValueError, match="parallel must be >= 1"):
+        sweep.worker_slots(0)
+
+
 def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dataset_dir, tmp_path, capsys):
     config = tiny_sweep(dataset_dir)
     points = tmp_path / "points"

@@ -38,6 +38,7 @@ that sum overstates a true sequential run: time one with ``parallel=1`` too.
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import math
 import multiprocessing
@@ -435,6 +436,12 @@ def probe_devices(timeout=300):
     )
 
 
+def accelerator_plugins():
+    """Installed JAX accelerator plugins (jax-cuda*-plugin, jax-rocm*-plugin, libtpu)."""
+    names = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in importlib.metadata.distributions()}
+    return sorted(n for n in names if n.startswith(("jax-cuda", "jax-rocm", "libtpu")))
+
+
 def worker_slots(parallel):
     """How points run: ``{"mode", "slots", "platform", "devices"}``; ``slots`` is None (in-process)
     or one environment per worker process (e.g. ``{"CUDA_VISIBLE_DEVICES": "1"}``).
@@ -447,7 +454,10 @@ def worker_slots(parallel):
         raise ValueError(f"parallel must be >= 1, got {parallel}")
     if parallel == 1:
         return {"mode": "in-process, one point at a time", "slots": None, "platform": None}
-    platform, count = probe_devices()
+    if accelerator_plugins() and os.environ.get("JAX_PLATFORMS", "").lower() != "cpu":
+        platform, count = probe_devices()
+    else:  # a CPU-only JAX: no need to pay a process start and a JAX import to learn that
+        platform, count = "cpu", 1
     gpu = platform in ("gpu", "cuda", "rocm")
     if parallel is None and not (gpu and count > 1):
         return {

@@ -31,6 +31,19 @@ def tiny_world(tmp_path_factory):
     return out, manifest
 
 
+@pytest.fixture(scope="module")
+def dataset_dir(tiny_world, tmp_path_factory):
+    """The tiny world prepared at 48x64 (one per test module: trainers write beside it)."""
+    from configs import ucf_crime2local as data_config
+    from ppvad_jax.data import prepare
+
+    root, _ = tiny_world
+    config = data_config.get_config()
+    config.height, config.width = 48, 64
+    summary = prepare.prepare(manual_dir=root, data_dir=tmp_path_factory.mktemp("tfds"), config=config)
+    return summary["dataset_dir"]
+
+
 @pytest.fixture
 def world_copy(tiny_world, tmp_path):
     """A private, writable copy of the tiny world."""

@@ -126,18 +126,6 @@ def test_epoch_batches():
         assert set(idx[~pad]) <= set(ids)
 
 
-@pytest.fixture(scope="module")
-def dataset_dir(tiny_world, tmp_path_factory):
-    from configs import ucf_crime2local as data_config
-    from ppvad_jax.data import prepare
-
-    root, _ = tiny_world
-    config = data_config.get_config()
-    config.height, config.width = 48, 64
-    summary = prepare.prepare(manual_dir=root, data_dir=tmp_path_factory.mktemp("tfds"), config=config)
-    return summary["dataset_dir"]
-
-
 class _FixedBag:
     """The bags cached at training time (the detector ran on full-size reconstructions)."""
 

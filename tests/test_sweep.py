@@ -6,20 +6,9 @@ import json
 import pytest
 
 from configs import sweep_noise
-from configs import ucf_crime2local as data_config
-from ppvad_jax.data import prepare
 from ppvad_jax.evaluation import sweep_report
 from ppvad_jax.privacy import latent_ldp
 from ppvad_jax.training import sweep
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tiny_world, tmp_path_factory):
-    root, _ = tiny_world
-    config = data_config.get_config()
-    config.height, config.width = 48, 64
-    summary = prepare.prepare(manual_dir=root, data_dir=tmp_path_factory.mktemp("tfds"), config=config)
-    return summary["dataset_dir"]
 
 
 def tiny_sweep(dataset_dir, *, optimizers=("adam", "dpadam"), noise_multipliers=(0.5, 1.0)):

@@ -6,20 +6,9 @@ import numpy as np
 import pytest
 
 from configs import autoencoder as ae_config
-from configs import ucf_crime2local as data_config
-from ppvad_jax.data import prepare
 from ppvad_jax.models import autoencoder_io
 from ppvad_jax.privacy import accounting
 from ppvad_jax.training import autoencoder as trainer
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tiny_world, tmp_path_factory):
-    root, _ = tiny_world
-    config = data_config.get_config()
-    config.height, config.width = 48, 64
-    summary = prepare.prepare(manual_dir=root, data_dir=tmp_path_factory.mktemp("tfds"), config=config)
-    return summary["dataset_dir"]
 
 
 def tiny_config(dataset_dir, optimizer="dpadam"):

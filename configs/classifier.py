@@ -21,28 +21,19 @@ metrics.json); ``runlocal`` sets that, because nothing can be downloaded here.
 
 import ml_collections
 
+from configs import config_args
+
 OPTIMIZERS = ("adam", "dpsgd", "dpadam", "dpadagrad")
 
 
-def _parse(arg):
-    out = {}
-    for item in filter(None, (arg or "").split(",")):
-        key, _, value = item.partition("=")
-        out[key.strip()] = value.strip()
-    unknown = set(out) - {"variant", "optimizer", "runlocal"}
-    if unknown:
-        raise ValueError(
-            f"unknown config arg(s) {sorted(unknown)}; use variant=..., optimizer=..., runlocal=True"
-        )
-    return out
-
-
 def get_config(arg=None):
-    args = _parse(arg)
+    args = config_args.parse(
+        arg, {"variant", "optimizer", "runlocal"}, "variant=..., optimizer=..., runlocal=True"
+    )
     optimizer = args.get("optimizer", "adam")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    runlocal = args.get("runlocal", "False").lower() in ("1", "true", "yes")
+    runlocal = config_args.is_true(args.get("runlocal", "False"))
 
     config = ml_collections.ConfigDict()
     config.seed = 0

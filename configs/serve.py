@@ -15,21 +15,12 @@ On a 2-core CPU (batches of at most 8, the demo's 120x160 autoencoder):
 
 import ml_collections
 
-
-def _parse(arg):
-    out = {}
-    for item in filter(None, (arg or "").split(",")):
-        key, _, value = item.partition("=")
-        out[key.strip()] = value.strip()
-    unknown = set(out) - {"runlocal"}
-    if unknown:
-        raise ValueError(f"unknown config arg(s) {sorted(unknown)}; use runlocal=True")
-    return out
+from configs import config_args
 
 
 def get_config(arg=None):
-    args = _parse(arg)
-    runlocal = args.get("runlocal", "False").lower() in ("1", "true", "yes")
+    args = config_args.parse(arg, {"runlocal"}, "runlocal=True")
+    runlocal = config_args.is_true(args.get("runlocal", "False"))
 
     config = ml_collections.ConfigDict()
     config.ae_export = "runs/demo/autoencoder_dpadam/export"  # decoder.msgpack + spec.json

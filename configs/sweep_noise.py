@@ -28,21 +28,13 @@ import ml_collections
 
 from configs import autoencoder as autoencoder_config
 from configs import classifier as classifier_config
-
-
-def _parse(arg):
-    out = {}
-    for item in filter(None, (arg or "").split(",")):
-        key, _, value = item.partition("=")
-        out[key.strip()] = value.strip()
-    unknown = set(out) - {"runlocal"}
-    if unknown:
-        raise ValueError(f"unknown config arg(s) {sorted(unknown)}; use runlocal=True")
-    return out
+from configs import config_args
 
 
 def get_config(arg=None):
-    runlocal = _parse(arg).get("runlocal", "False").lower() in ("1", "true", "yes")
+    runlocal = config_args.is_true(
+        config_args.parse(arg, {"runlocal"}, "runlocal=True").get("runlocal", "False")
+    )
     local = f"runlocal={runlocal}"
 
     config = ml_collections.ConfigDict()

@@ -27,7 +27,7 @@ or the first vertex, and ``min_measurable_fpr`` says so.
 
 import numpy as np
 
-from ppvad_jax.evaluation import roc
+from ppvad_jax.evaluation import roc, video_metrics
 
 # --- ROC at low FPR -------------------------------------------------------------------------------
 
@@ -36,27 +36,10 @@ def roc_curve(labels, scores):
     """``(fpr, tpr, thresholds)``: one vertex per distinct score, highest first, from (0, 0).
 
     Vertex i is "predict positive when score >= thresholds[i]"; vertex 0 has
-    threshold +inf (nothing predicted positive).
+    threshold +inf (nothing predicted positive). Every vertex is kept (low-FPR
+    interpolation needs them all): ``video_metrics.roc_curve`` without dropping.
     """
-    labels = np.asarray(labels).astype(bool).ravel()
-    scores = np.asarray(scores, np.float64).ravel()
-    if labels.shape != scores.shape:
-        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("scores must be finite")
-    num_pos = int(labels.sum())
-    num_neg = labels.size - num_pos
-    if num_pos == 0 or num_neg == 0:
-        raise ValueError(f"a ROC curve needs both classes: {num_pos} positives, {num_neg} negatives")
-    order = np.argsort(-scores, kind="mergesort")
-    sorted_scores, sorted_labels = scores[order], labels[order]
-    # The last index of each block of tied scores: all tied examples flip together.
-    last = np.flatnonzero(np.r_[sorted_scores[1:] != sorted_scores[:-1], True])
-    tp = np.cumsum(sorted_labels)[last]
-    fp = (last + 1) - tp
-    fpr = np.r_[0.0, fp / num_neg]
-    tpr = np.r_[0.0, tp / num_pos]
-    return fpr, tpr, np.r_[np.inf, sorted_scores[last]]
+    return video_metrics.roc_curve(labels, scores, drop_intermediate=False)
 
 
 def tpr_at_fpr(labels, scores, target_fpr):

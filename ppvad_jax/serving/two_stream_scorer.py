@@ -18,20 +18,8 @@ import cv2
 import jax
 import numpy as np
 
-from ppvad_jax.models import two_stream
+from ppvad_jax.models import bag_backends, two_stream
 from ppvad_jax.serving import scorer
-
-
-def make_detector(detector_spec):
-    if detector_spec["backend"] == "classic":
-        from ppvad_jax.models import classic_detector
-
-        return classic_detector.ClassicDetector()
-    from ppvad_jax.models.darknet import bag_detector
-
-    return bag_detector.YoloBagDetector(
-        detector_spec["model_dir"], conf_threshold=detector_spec["conf_threshold"]
-    )
 
 
 class TwoStreamScorer:
@@ -39,7 +27,12 @@ class TwoStreamScorer:
 
     def __init__(self, export_dir):
         self.model, self.variables, self.spec = two_stream.load_export(export_dir)
-        self.detector = make_detector(self.spec["detector"]) if self.spec["use_bag"] else None
+        d = self.spec["detector"]
+        self.detector = (
+            bag_backends.make(d["backend"], model_dir=d["model_dir"], conf_threshold=d["conf_threshold"])
+            if self.spec["use_bag"]
+            else None
+        )
         size = self.spec["size"]
         self._size = (size, size)
         self._logits = jax.jit(lambda v, f, o, b: self.model.apply(v, f, o, b))

@@ -45,7 +45,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ppvad_jax.data import ucf_layout
-from ppvad_jax.models import resnet_weights, two_stream
+from ppvad_jax.models import bag_backends, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, batch_selection, dp_gradient
 from ppvad_jax.training import optimizers
 from ppvad_jax.training.autoencoder import make_mesh, to_global
@@ -263,17 +263,8 @@ def resume(manager, state):
 
 
 def make_detector(config):
-    if config.detector.backend == "classic":
-        from ppvad_jax.models import classic_detector
-
-        return classic_detector.ClassicDetector()
-    if config.detector.backend == "yolo":
-        from ppvad_jax.models.darknet import bag_detector
-
-        return bag_detector.YoloBagDetector(
-            config.detector.model_dir, conf_threshold=config.detector.conf_threshold
-        )
-    raise ValueError(f"detector.backend must be 'classic' or 'yolo', got {config.detector.backend!r}")
+    d = config.detector
+    return bag_backends.make(d.backend, model_dir=d.model_dir, conf_threshold=d.conf_threshold)
 
 
 def _autoencoder(config):

@@ -15,7 +15,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 def results():
     env = dict(
         os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+        XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip(),
         JAX_PLATFORMS="cpu",
         JAX_COMPILATION_CACHE_DIR=str(HERE.parent / ".pytest_cache" / "xla8"),
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",

@@ -12,7 +12,11 @@ Stages, each skipped when its output is already there (so a rerun resumes):
 5. a 2S-bag anomaly classifier on what the server sees through that autoencoder
    (classic OpenCV detector, random-init ResNet-50s: no weights can be downloaded
    here, and the report says so), its FL-AUC / VL-F1 next to a motion-energy
-   baseline on the same test frames (``WORKDIR/classifier_2s_bag``).
+   baseline on the same test frames (``WORKDIR/classifier_2s_bag``);
+6. a small noise sweep (Adam without DP, and DP-Adam at a few noise multipliers, at
+   72x96 to fit the demo's time) with epsilon next to SSIM/PSNR, face detection,
+   re-identification and membership inference (``WORKDIR/sweep``; finished points
+   are skipped on a rerun).
 It ends with ``WORKDIR/report.md`` and ``WORKDIR/summary.json``.
 """
 
@@ -21,16 +25,18 @@ import pathlib
 import sys
 import time
 
+import jax
 from absl import app, flags
 
 from configs import autoencoder as ae_config
 from configs import classifier as cls_config
+from configs import sweep_noise as sweep_config
 from configs import ucf_crime2local as data_config
 from ppvad_jax.data import dataset_report, errors, prepare, ucf_layout
 from ppvad_jax.data.synthetic import world
-from ppvad_jax.evaluation import anomaly_report, roc
+from ppvad_jax.evaluation import anomaly_report, privacy_report, roc
 from ppvad_jax.training import autoencoder as ae_trainer
-from ppvad_jax.training import classifier, classifier_inputs
+from ppvad_jax.training import classifier, classifier_inputs, sweep
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where everything is written.")
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", 21, "Synthetic videos (about 40% normal).")
@@ -40,6 +46,16 @@ _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for rendering a
 _AE_STEPS = flags.DEFINE_integer("ae_steps", 60, "DP-Adam autoencoder steps (0 skips the stage).")
 _NOISE = flags.DEFINE_float("noise_multiplier", 1.0, "DP noise multiplier of the demo autoencoder.")
 _CLASSIFIER = flags.DEFINE_bool("classifier", True, "Train and evaluate the 2S-bag classifier (stage 5).")
+_SWEEP_NOISE = flags.DEFINE_list(
+    "sweep_noise_multipliers", ["0.5", "1.0"], "Noise levels of the sweep stage (empty skips it)."
+)
+# Adam (not private, one point) against DP-Adam at each noise level: the price of privacy at
+# equal steps. DP-SGD at the runlocal learning rate barely leaves its initialisation in a
+# demo's few steps (measured: the same SSIM at every sigma), so it is not the default here.
+_SWEEP_OPTIMIZERS = flags.DEFINE_list(
+    "sweep_optimizers", ["adam", "dpadam"], "Optimizers of the sweep stage."
+)
+_SWEEP_STEPS = flags.DEFINE_integer("sweep_steps", 30, "Autoencoder steps per sweep point.")
 _PHASE2_STEPS = flags.DEFINE_integer(
     "phase2_steps", 0, "Classifier phase-2 (whole network) steps; 0 skips it (ResNet-50 backprop on a CPU)."
 )
@@ -50,14 +66,14 @@ def make_world(workdir):
     root = workdir / "world"
     manifest_path = root / "synthetic_manifest.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text())["params"] == params.__dict__:
-        print(f"[1/5] synthetic world: reusing {root}")
+        print(f"[1/6] synthetic world: reusing {root}")
         return root, json.loads(manifest_path.read_text())
-    print(f"[1/5] synthetic world: {params.num_videos} videos of {params.seconds:g} s -> {root}")
+    print(f"[1/6] synthetic world: {params.num_videos} videos of {params.seconds:g} s -> {root}")
     return root, world.generate_world(root, params, num_workers=_NUM_WORKERS.value)
 
 
 def build_dataset(workdir, root):
-    print("[2/5] dataset: building ucf_crime2local/runlocal with the real-data builder")
+    print("[2/6] dataset: building ucf_crime2local/runlocal with the real-data builder")
     config = data_config.get_config("runlocal")
     summary = prepare.prepare(
         manual_dir=root, data_dir=workdir / "data", config=config, num_workers=_NUM_WORKERS.value
@@ -67,7 +83,7 @@ def build_dataset(workdir, root):
 
 
 def pictures_and_baseline(workdir, dataset_dir):
-    print("[3/5] contact sheets, flow preview, motion-energy baseline")
+    print("[3/6] contact sheets, flow preview, motion-energy baseline")
     sheets = dataset_report.write_contact_sheets(dataset_dir, workdir / "contact_sheets")
     preview = dataset_report.write_flow_preview(dataset_dir, workdir / "flow_preview.png")
     # Baseline: score a test frame by its total motion. Hard anomalies vs normal frames.
@@ -91,9 +107,9 @@ def train_autoencoder(workdir, dataset_dir):
     ae_dir = workdir / "autoencoder_dpadam"
     metrics_path = ae_dir / "metrics.json"
     if metrics_path.exists() and json.loads(metrics_path.read_text())["steps"] >= _AE_STEPS.value:
-        print(f"[4/5] autoencoder: reusing {ae_dir}")
+        print(f"[4/6] autoencoder: reusing {ae_dir}")
         return ae_dir, json.loads(metrics_path.read_text())
-    print(f"[4/5] autoencoder: DP-Adam, {_AE_STEPS.value} steps at 120x160 -> {ae_dir}")
+    print(f"[4/6] autoencoder: DP-Adam, {_AE_STEPS.value} steps at 120x160 -> {ae_dir}")
     metrics = ae_trainer.train_and_evaluate(config, ae_dir)
     return ae_dir, json.loads(metrics_path.read_text()) if metrics else None
 
@@ -106,7 +122,7 @@ def train_classifier(workdir, dataset_dir, ae_dir):
     config.phase2.enabled = _PHASE2_STEPS.value > 0
     config.phase2.max_steps_per_epoch = _PHASE2_STEPS.value
     cls_dir = workdir / "classifier_2s_bag"
-    print(f"[5/5] classifier: 2S-bag (runlocal, random-init backbones, classic detector) -> {cls_dir}")
+    print(f"[5/6] classifier: 2S-bag (runlocal, random-init backbones, classic detector) -> {cls_dir}")
     metrics = classifier.train_and_evaluate(config, cls_dir)
     report = anomaly_report.write_report(cls_dir)
     # The baseline sees the same test frames: total motion in the flow between reconstructions.
@@ -117,11 +133,40 @@ def train_classifier(workdir, dataset_dir, ae_dir):
     return cls_dir, metrics, report, baseline
 
 
+SWEEP_SIZE = (72, 96)  # 4:3, multiples of 8, 36% of runlocal's pixels: six points fit the 15 minutes
+
+
+def noise_sweep(workdir, root):
+    """DP-SGD and DP-Adam across noise levels: epsilon next to image quality and privacy attacks."""
+    data = data_config.get_config("runlocal")
+    data.height, data.width = SWEEP_SIZE
+    summary = prepare.prepare(
+        manual_dir=root, data_dir=workdir / "data", config=data, num_workers=_NUM_WORKERS.value
+    )
+    config = sweep_config.get_config("runlocal=True")
+    config.optimizers = tuple(_SWEEP_OPTIMIZERS.value)
+    config.noise_multipliers = tuple(float(s) for s in _SWEEP_NOISE.value)
+    ae = config.autoencoder
+    ae.data.dataset_dir = summary["dataset_dir"]
+    ae.data.height, ae.data.width = SWEEP_SIZE
+    ae.schedule.max_steps = _SWEEP_STEPS.value
+    ae.schedule.checkpoint_every_steps = _SWEEP_STEPS.value
+    sweep_dir = workdir / "sweep"
+    print(
+        f"[6/6] noise sweep: {', '.join(config.optimizers)} x sigma {', '.join(_SWEEP_NOISE.value)}, "
+        f"{_SWEEP_STEPS.value} steps each at {SWEEP_SIZE[0]}x{SWEEP_SIZE[1]} -> {sweep_dir}"
+    )
+    result = sweep.run_sweep(config, sweep_dir, parallel=1)
+    return sweep_dir, result
+
+
 def _eps(value):
     return value if isinstance(value, str) else f"{value:.3g}"
 
 
-def write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae=None, cls=None):
+def write_report(
+    workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae=None, cls=None, swept=None
+):
     report = workdir / "report.md"
     lines = [
         "# ppvad-jax demo report",
@@ -191,6 +236,28 @@ def write_report(workdir, manifest, summary, sheets, preview, motion_auc, second
             f"![ROC]({(cls_dir / 'roc.png').relative_to(workdir)})" if r["fl_auc"] is not None else "",
             "",
         ]
+    if swept is not None:
+        sweep_dir, result = swept
+        table = (sweep_dir / "results.md").read_text().split("## Timing")[0]
+        table = table.replace("# Noise sweep results", "").strip()
+        timing = result["timing"]
+        lines += [
+            "## Noise sweep: privacy against utility",
+            "",
+            f"Autoencoders at {SWEEP_SIZE[0]}x{SWEEP_SIZE[1]}, {_SWEEP_STEPS.value} steps each, "
+            f"{timing['sweep_wall_seconds']:.0f} s in all (`sweep/`; rerun "
+            "`python -m launch.sweep` on it for more points). Every epsilon was computed before "
+            "training (`sweep/epsilon_plan.md`) and is the trainer's own for the steps run.",
+            "",
+            table,
+            "",
+            f"![utility vs epsilon]({(sweep_dir / 'utility_vs_epsilon.png').relative_to(workdir)})",
+            "",
+            f"![privacy vs epsilon]({(sweep_dir / 'privacy_vs_epsilon.png').relative_to(workdir)})",
+            "",
+            f"![sweep reconstructions]({(sweep_dir / 'reconstructions.png').relative_to(workdir)})",
+            "",
+        ]
     lines += ["## Contact sheets", ""]
     lines += [f"- [{p.stem}]({p.relative_to(workdir)})" for p in sheets]
     lines += ["", f"Total time: {seconds:.0f} s."]
@@ -204,6 +271,9 @@ def main(argv):
     start = time.perf_counter()
     workdir = pathlib.Path(_WORKDIR.value)
     workdir.mkdir(parents=True, exist_ok=True)
+    # Compiled programs persist across stages, sweep points and reruns (the sweep's points of one
+    # optimizer share one program: sigma is an argument of the DP step).
+    jax.config.update("jax_compilation_cache_dir", str(workdir / "xla_cache"))
     try:
         root, manifest = make_world(workdir)
         summary = build_dataset(workdir, root)
@@ -214,19 +284,23 @@ def main(argv):
             if _CLASSIFIER.value
             else None
         )
+        swept = noise_sweep(workdir, root) if _SWEEP_NOISE.value and _SWEEP_OPTIMIZERS.value else None
     except errors.DataError as e:
         sys.exit(f"error: {e}")
     seconds = time.perf_counter() - start
-    report = write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae, cls)
+    report = write_report(workdir, manifest, summary, sheets, preview, motion_auc, seconds, ae, cls, swept)
     (workdir / "summary.json").write_text(
         json.dumps(
-            {
-                "dataset": summary,
-                "motion_energy_auc": motion_auc,
-                "autoencoder": ae[1] if ae else None,
-                "classifier": {"eval": cls[2], "motion_energy_same_frames_auc": cls[3]} if cls else None,
-                "seconds": seconds,
-            },
+            privacy_report.json_safe(
+                {
+                    "dataset": summary,
+                    "motion_energy_auc": motion_auc,
+                    "autoencoder": ae[1] if ae else None,
+                    "classifier": {"eval": cls[2], "motion_energy_same_frames_auc": cls[3]} if cls else None,
+                    "sweep": swept[1]["rows"] if swept else None,
+                    "seconds": seconds,
+                }
+            ),
             indent=2,
         )
     )

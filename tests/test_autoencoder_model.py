@@ -9,16 +9,19 @@ from ppvad_jax.models.phase_conv_transpose import PhaseConvTranspose
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 7, 3), (1, 6, 8, 2), (1, 1, 1, 4)])
-def test_phase_conv_transpose_equals_conv_transpose(shape):
+@pytest.mark.parametrize("kernel,stride", [(3, 2), (4, 2), (5, 2), (2, 2), (3, 3)])
+def test_phase_conv_transpose_equals_conv_transpose(shape, kernel, stride):
     x = jax.random.normal(jax.random.key(0), shape)
-    reference = nn.ConvTranspose(5, (3, 3), strides=(2, 2), padding="SAME")
+    reference = nn.ConvTranspose(5, (kernel, kernel), strides=(stride, stride), padding="SAME")
     params = reference.init(jax.random.key(1), x)
-    ours = PhaseConvTranspose(5)
+    ours = PhaseConvTranspose(5, kernel_size=(kernel, kernel), stride=stride)
     np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x), rtol=1e-5, atol=1e-6)
-    # Gradients too: same function, same parameters.
-    g_ref = jax.grad(lambda p: jnp.sum(reference.apply(p, x) ** 2))(params)
-    g_ours = jax.grad(lambda p: jnp.sum(ours.apply(p, x) ** 2))(params)
-    for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref), strict=True):
+
+    # Gradients too, for the parameters and the input: same function, same parameters.
+    def grads(model):
+        return jax.grad(lambda p, x: jnp.sum(jnp.sin(model.apply(p, x))), argnums=(0, 1))(params, x)
+
+    for a, b in zip(jax.tree.leaves(grads(ours)), jax.tree.leaves(grads(reference)), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 

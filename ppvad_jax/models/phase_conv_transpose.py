@@ -1,4 +1,4 @@
-"""A stride-2 transposed convolution computed as four ordinary convolutions.
+"""A stride-2 transposed convolution computed as one matrix product per layer.
 
 ``lax.conv_transpose(x, k, (2, 2), "SAME")`` (what ``flax.linen.ConvTranspose``
 runs) inserts zeros between input pixels and convolves. On XLA's CPU backend
@@ -12,13 +12,13 @@ depends only on the output pixel's parity. So the output is four stride-1
 convolutions of the undilated input, one per (row parity, column parity), with
 the matching subsets of taps, interleaved (depth-to-space). Same parameters,
 same outputs, a quarter of the multiply-adds of the zero-inserted version.
+Those four convolutions run here as one matrix product over the input's
+windows (``phase_conv_transpose``).
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
-
-from ppvad_jax.models.tap_conv import tap_conv
 
 
 def _same_padding_low(kernel, stride):
@@ -42,32 +42,48 @@ def _phase_taps(kernel, stride, phase):
 def phase_conv_transpose(x, kernel, *, stride=2, precision=None):
     """Equals ``lax.conv_transpose(x, kernel, (stride, stride), "SAME")``, NHWC / HWIO.
 
+    One matrix product: every output phase reads the input at a few offsets
+    (for 3x3, stride 2: offsets -1 and 0 in each direction), so the input's
+    windows over all those offsets, ``[N*H*W, offsets*Cin]``, times a kernel
+    matrix ``[offsets*Cin, phases*Cout]`` that holds each phase's taps (zeros
+    where a phase does not read an offset) gives every phase at once; a
+    depth-to-space interleaves them. For 3x3 / stride 2 the zeros make it 16/9
+    of the needed multiply-adds, but XLA's CPU dot runs at matrix speed while
+    its convolutions (the four phase convolutions this replaced) ran 3-4x
+    slower; the product's gradients are products too (``BUILD_NOTES.md``).
+
     Args:
       x: [N, H, W, Cin].
       kernel: [kh, kw, Cin, Cout].
     Returns:
       [N, stride * H, stride * W, Cout].
     """
-    kh, kw = kernel.shape[:2]
+    kh, kw, cin, cout = kernel.shape
+    n, h, w, _ = x.shape
+    plans = [[_phase_taps(k, stride, phase) for phase in range(stride)] for k in (kh, kw)]
+    lo = [min(o for _, offs in plan for o in offs) for plan in plans]
+    hi = [max(o for _, offs in plan for o in offs) for plan in plans]
+    pad_lo = [max(-a, 0) for a in lo]
+    xp = jnp.pad(x, ((0, 0), (pad_lo[0], max(hi[0], 0)), (pad_lo[1], max(hi[1], 0)), (0, 0)))
     rows = []
-    for ph in range(stride):
-        taps_h, offs_h = _phase_taps(kh, stride, ph)
+    for taps_h, offs_h in plans[0]:
         cols = []
-        for pw in range(stride):
-            taps_w, offs_w = _phase_taps(kw, stride, pw)
-            sub = kernel[np.asarray(taps_h)][:, np.asarray(taps_w)]
-            # y[m] = sum_t x[m + off_t] k[t]: a stride-1 correlation padded so that offsets
-            # below 0 and past the end read zeros.
-            padding = ((-min(offs_h), max(offs_h)), (-min(offs_w), max(offs_w)))
-            cols.append(
-                tap_conv(
-                    x, sub, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision
-                )
+        for taps_w, offs_w in plans[1]:
+            # This phase's windows [N*H*W, taps*Cin] times its taps [taps*Cin, Cout].
+            windows = jnp.concatenate(
+                [
+                    xp[:, oh + pad_lo[0] : oh + pad_lo[0] + h, ow + pad_lo[1] : ow + pad_lo[1] + w]
+                    for oh in offs_h
+                    for ow in offs_w
+                ],
+                axis=-1,
             )
-        rows.append(jnp.stack(cols, axis=3))  # [N, H, W, stride(w), C]
-    y = jnp.stack(rows, axis=2)  # [N, H, stride(h), W, stride(w), C]
-    n, h, _, w, _, c = y.shape
-    return y.reshape(n, h * stride, w * stride, c)
+            taps = kernel[np.asarray(taps_h)][:, np.asarray(taps_w)].reshape(-1, cout)
+            z = jnp.dot(windows.reshape(n * h * w, -1), taps, precision=precision)
+            cols.append(z.reshape(n, h, w, cout))
+        rows.append(jnp.stack(cols, axis=3))  # [N, H, W, stride(w), Cout]
+    y = jnp.stack(rows, axis=2)  # [N, H, stride(h), W, stride(w), Cout]
+    return y.reshape(n, h * stride, w * stride, cout)
 
 
 class PhaseConvTranspose(nn.Module):

@@ -18,10 +18,14 @@ from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 from configs import autoencoder as ae_config  # noqa: E402
+from configs import classifier as classifier_config  # noqa: E402
 from ppvad_jax.models import autoencoder  # noqa: E402
 from ppvad_jax.privacy import noise  # noqa: E402
 from ppvad_jax.training import autoencoder as trainer  # noqa: E402
-from ppvad_jax.training import optimizers  # noqa: E402
+from ppvad_jax.training import (
+    classifier,  # noqa: E402
+    optimizers,  # noqa: E402
+)
 
 NOISE = 0.7
 
@@ -72,11 +76,17 @@ def main():
         out[f"rel_diff_d{devices}_m{micro}"] = max_rel_diff(update, reference)
     update, _ = one_update(1, 4, grad_method="autodiff")
     out["rel_diff_d1_m4_autodiff"] = max_rel_diff(update, reference)
+    # vmap(grad) per-example gradients on a sharded batch (wrong for lax convolutions, see
+    # tests/repro_vmap_sharded_conv.py; the autoencoder's tap_conv avoids the bug).
+    update, _ = one_update(8, 8, grad_method="autodiff")
+    out["rel_diff_d8_m8_autodiff"] = max_rel_diff(update, reference)
+    # The classifier's private phase 2 (vmap(grad) through lax convolutions) is refused here.
+    config = classifier_config.get_config("variant=2s_bag,optimizer=dpadam,runlocal=True")
     try:
-        one_update(8, 8, grad_method="autodiff")
-        out["autodiff_on_8_devices"] = "accepted"
+        classifier.train_and_evaluate(config, "/nonexistent")
+        out["classifier_dp_phase2_on_8_devices"] = "accepted"
     except ValueError as e:
-        out["autodiff_on_8_devices"] = str(e)
+        out["classifier_dp_phase2_on_8_devices"] = str(e)
     # With noise: the same keys give the same update on 1 and 8 devices.
     NOISE = 0.7
     noisy_reference, _ = one_update(1, 16)

@@ -34,14 +34,16 @@ def results():
 def test_one_update_agrees_across_devices_and_microbatch_sizes(results):
     assert results["devices"] == 8 and results["units"] == 13
     keys = [k for k in results if k.startswith("rel_diff")]
-    assert len(keys) == 5
+    assert len(keys) == 6  # including vmap(grad) per-example gradients on 8 devices
     for key in keys:
         assert results[key] < 1e-4, (key, results[key])
     assert results["noise_changes_the_update"]
 
 
-def test_vmap_per_example_grads_are_refused_on_several_devices(results):
-    assert "use grad_method='layerwise'" in results["autodiff_on_8_devices"]
+def test_private_classifier_phase2_is_refused_on_several_devices(results):
+    # vmap(grad) through lax convolutions gives wrong kernel gradients on a sharded batch
+    # (tests/repro_vmap_sharded_conv.py): no epsilon may be claimed for that run.
+    assert "private phase 2 on 8 devices is refused" in results["classifier_dp_phase2_on_8_devices"]
 
 
 def test_noise_is_added_once_with_the_right_std(results):

@@ -108,14 +108,12 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
     plain_method = config.get("plain_grad_method", "autodiff")
     if plain_method not in ("layerwise", "autodiff"):
         raise ValueError(f"plain_grad_method must be 'layerwise' or 'autodiff', got {plain_method!r}")
-    if private and not layerwise and mesh.size > 1:
-        # Measured (jax/jaxlib 0.10.2, 8 CPU devices): vmap(grad) per-example conv kernel
-        # gradients come out wrong when the batch is sharded (bias gradients are right, kernel
-        # gradients off by ~100%), while the layerwise path agrees with 1 device to 2e-7.
-        raise ValueError(
-            "grad_method='autodiff' (vmap per-example gradients) gives wrong DP kernel gradients on "
-            f"more than one device ({mesh.size} here); use grad_method='layerwise' (see BUILD_NOTES.md)"
-        )
+    # vmap(grad) over a sharded batch: XLA (jax/jaxlib 0.10.2, CPU) computes wrong per-example
+    # kernel gradients for lax.conv_general_dilated (tests/repro_vmap_sharded_conv.py, ~100%
+    # error). The autoencoder never differentiates a lax convolution with respect to its kernel:
+    # tap_conv's and phase_conv_transpose's kernel gradients are matrix products, and the 8-device
+    # check (tests/multidevice_dp_check.py) confirms autodiff DP agrees with 1 device. A model
+    # that used lax convolutions would need that check rerun before trusting autodiff here.
     batch_losses = make_batch_losses(model)
     unit_loss = make_unit_loss(batch_losses, group)
     rows_per_unit = config.dp.frames_per_video if config.dp.unit == "video" else 1

@@ -306,6 +306,16 @@ def train_and_evaluate(config, workdir):
     if not mining:
         config.hard_mining_alpha = 1
     private = optimizers.is_private(config.optimizer)
+    if private and config.phase2.enabled and jax.device_count() > 1:
+        # Phase 2 clips vmap(grad) per-example gradients through the ResNet-50s' lax convolutions,
+        # whose kernel gradients XLA gets wrong on a sharded batch (jax/jaxlib 0.10.2; repro:
+        # tests/repro_vmap_sharded_conv.py). A wrong per-example gradient breaks the clipping
+        # bound, so the DP claim would not hold: refuse rather than print an epsilon.
+        raise ValueError(
+            f"private phase 2 on {jax.device_count()} devices is refused: vmap(grad) conv kernel gradients "
+            "are wrong on a sharded batch (tests/repro_vmap_sharded_conv.py); run it on one device "
+            "(CUDA_VISIBLE_DEVICES=0) or set --config.phase2.enabled=False"
+        )
     if not config.data.dataset_dir:
         raise ValueError(
             "set --config.data.dataset_dir to a prepared dataset (python -m launch.prepare_data)"

@@ -293,6 +293,10 @@ def privacy_report(config, *, private, num_units, steps, mining):
     return out
 
 
+# What the classifier's metrics repeat of its autoencoder's (keys of the trainer's metrics.json).
+_AE_PRIVACY_KEYS = ("epsilon_rdp", "epsilon_pld", "delta", "unit_of_privacy", "optimizer", "noise_multiplier")
+
+
 def train_and_evaluate(config, workdir):
     """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable."""
     workdir = pathlib.Path(workdir)
@@ -585,12 +589,7 @@ def train_and_evaluate(config, workdir):
         "backbone_random_init": bool(backbone.random_init),
         "detector": config.detector.backend,
         "autoencoder_workdir": str(config.autoencoder_workdir) if config.autoencoder_workdir else None,
-        "autoencoder_privacy": {
-            k: ae_metrics.get(k)
-            for k in ("epsilon_rdp", "epsilon_pld", "delta", "unit", "optimizer", "noise_multiplier")
-        }
-        if ae_metrics
-        else None,
+        "autoencoder_privacy": {k: ae_metrics.get(k) for k in _AE_PRIVACY_KEYS} if ae_metrics else None,
         **privacy_report(config, private=private, num_units=num_units, steps=steps, mining=mining),
     }
     (workdir / "metrics.json").write_text(json.dumps(accounting.json_safe(metrics), indent=2, default=str))

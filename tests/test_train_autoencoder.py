@@ -9,6 +9,7 @@ from configs import autoencoder as ae_config
 from ppvad_jax.models import autoencoder_io
 from ppvad_jax.privacy import accounting
 from ppvad_jax.training import autoencoder as trainer
+from ppvad_jax.training import classifier
 
 
 def tiny_config(dataset_dir, optimizer="dpadam"):
@@ -42,6 +43,8 @@ def test_dp_run_writes_everything_and_reports_epsilon(dataset_dir, tmp_path):
     ):
         assert key in saved, key
     assert saved["steps"] == 6 and saved["optimizer"] == "dpadam" and saved["unit_of_privacy"] == "frame"
+    # What the classifier repeats of its autoencoder's privacy is all there (no null fields).
+    assert all(saved.get(k) is not None for k in classifier._AE_PRIVACY_KEYS)
     assert 0 < saved["ssim"] <= 1 and saved["mse"] > 0
     # The epsilon printed is the one the accountant computes for what ran.
     want = accounting.report(

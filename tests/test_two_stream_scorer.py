@@ -10,7 +10,6 @@ import skimage.data
 from ppvad_jax.models import classic_detector, two_stream
 from ppvad_jax.serving import scorer as scorer_registry
 from ppvad_jax.serving import two_stream_scorer  # noqa: F401  (registers "two_stream")
-from ppvad_jax.training import classifier_inputs
 
 SIZE = 32  # the smallest side ResNet-50 takes: keeps the test's two backbones cheap
 
@@ -59,12 +58,12 @@ def test_scores_equal_the_training_path(export_dir):
         flows = np.zeros((n, 120, 160, 2), np.float32)
         return scorer(scorer_registry.FrameBatch(recon[:n], flows, flow_images[:n], ("cam",) * n))
 
-    # What training fed the classifier for the same frames (training/classifier_inputs.py), through
-    # the variables as trained (not as exported and reloaded).
+    # What training fed the classifier for the same frames (training/classifier_inputs.py: the same
+    # resize, the classic bag), through the variables as trained (not as exported and reloaded).
     bags = classic_detector.ClassicDetector().bag(recon)
     assert bags.sum() > 0  # the bag path is exercised, not all zeros
     logits = jax.jit(model.apply)(
-        variables, classifier_inputs._resize(recon, SIZE), classifier_inputs._resize(flow_images, SIZE), bags
+        variables, two_stream.resize_inputs(recon, SIZE), two_stream.resize_inputs(flow_images, SIZE), bags
     )
     want = np.asarray(jax.nn.sigmoid(logits))
     np.testing.assert_allclose(score(4), want, rtol=1e-5, atol=1e-6)

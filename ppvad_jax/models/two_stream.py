@@ -20,8 +20,10 @@ BatchNorm statistics of each stream (never updated: no cross-example mixing
 under per-example DP gradients).
 """
 
+import cv2
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from ppvad_jax.models import resnet, resnet_preprocess
 
@@ -34,6 +36,12 @@ def parse_variant(name):
     if base not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}: expected one of {VARIANTS}, optionally + _no_hm or _ha")
     return int(base[0]), base.endswith("_bag") and not base.endswith("_no_bag")
+
+
+def resize_inputs(images, size):
+    """uint8 [N, H, W, 3] -> [N, size, size, 3] with ``cv2.INTER_AREA``: how reconstructions and
+    flow images reach the classifier, in training (``classifier_inputs``) and on the server alike."""
+    return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
 
 
 class AnomalyHead(nn.Module):

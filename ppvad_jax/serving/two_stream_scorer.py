@@ -14,7 +14,6 @@ Cost per frame on the 2-core CPU is dominated by the two ResNet-50 streams
 Configure with ``--config.scorer.name=two_stream --config.scorer.export_dir=W/export``.
 """
 
-import cv2
 import jax
 import numpy as np
 
@@ -33,12 +32,10 @@ class TwoStreamScorer:
             if self.spec["use_bag"]
             else None
         )
-        size = self.spec["size"]
-        self._size = (size, size)
         self._logits = jax.jit(lambda v, f, o, b: self.model.apply(v, f, o, b))
 
     def _resize(self, images):
-        return np.stack([cv2.resize(im, self._size, interpolation=cv2.INTER_AREA) for im in images])
+        return two_stream.resize_inputs(images, self.spec["size"])
 
     def __call__(self, batch):
         n = len(batch.reconstructions)

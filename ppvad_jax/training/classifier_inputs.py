@@ -26,14 +26,13 @@ import json
 import pathlib
 import shutil
 
-import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
 from ppvad_jax.data import flow, prepare
-from ppvad_jax.models import autoencoder, autoencoder_io
+from ppvad_jax.models import autoencoder, autoencoder_io, two_stream
 
 FIELDS = ("frames", "flows", "bags", "labels", "frame_index", "video_index")
 
@@ -75,10 +74,6 @@ class Reconstructor:
         return np.concatenate(out)
 
 
-def _resize(frames, size):
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-
-
 def build_split(
     dataset_dir, split, out_dir, *, reconstructor, detector, size=224, flow_method="dis", chunk=64, spec=None
 ):
@@ -106,8 +101,8 @@ def build_split(
         rec = reconstructor(np.concatenate([frames, prev]))
         rec, rec_prev = rec[: len(frames)], rec[len(frames) :]
         flows = flow.flow_images(rec_prev, rec, method=flow_method)
-        arrays["frames"][start : start + len(records)] = _resize(rec, size)
-        arrays["flows"][start : start + len(records)] = _resize(flows, size)
+        arrays["frames"][start : start + len(records)] = two_stream.resize_inputs(rec, size)
+        arrays["flows"][start : start + len(records)] = two_stream.resize_inputs(flows, size)
         bags.append(detector.bag(rec))
         labels += [int(r["label"]) for r in records]
         frame_index += [int(r["frame_index"]) for r in records]

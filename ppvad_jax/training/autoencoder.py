@@ -299,6 +299,19 @@ def check_data(config, source):
     autoencoder.check_frames(np.zeros((1, *want)))
 
 
+def split_units(config):
+    """``(splits, videos)``: the train / validation / test units this config trains and evaluates on."""
+    return autoencoder_data.split_units(
+        config.data.dataset_dir,
+        source_split=config.data.source_split,
+        videos_per_class=config.data.videos_per_class,
+        unit=config.dp.unit,
+        frames_per_video=config.dp.frames_per_video,
+        fractions=tuple(config.data.fractions),
+        seed=config.seed,
+    )
+
+
 def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     """Trains, evaluates and writes the outputs; resumes from ``workdir`` if it holds a checkpoint.
 
@@ -320,15 +333,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         raise ValueError("dp.microbatch_size must be a multiple of dp.tf_privacy_group_size")
 
     # Input.
-    splits, videos = autoencoder_data.split_units(
-        config.data.dataset_dir,
-        source_split=config.data.source_split,
-        videos_per_class=config.data.videos_per_class,
-        unit=config.dp.unit,
-        frames_per_video=config.dp.frames_per_video,
-        fractions=tuple(config.data.fractions),
-        seed=config.seed,
-    )
+    splits, videos = split_units(config)
     source = autoencoder_data.FrameSource(config.data.dataset_dir, config.data.source_split)
     check_data(config, source)
     train_units = splits["train"]

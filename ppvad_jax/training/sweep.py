@@ -129,19 +129,6 @@ def grid(config):
     return list(points.values())
 
 
-def _split_units(ae):
-    """The autoencoder's train / validation / test units: the trainer's own call, same arguments."""
-    return autoencoder_data.split_units(
-        ae.data.dataset_dir,
-        source_split=ae.data.source_split,
-        videos_per_class=ae.data.videos_per_class,
-        unit=ae.dp.unit,
-        frames_per_video=ae.dp.frames_per_video,
-        fractions=tuple(ae.data.fractions),
-        seed=ae.seed,
-    )
-
-
 def plan_point(point, *, previous=None):
     """Planned steps and the epsilon the trainer will report for them, computed without training.
 
@@ -152,7 +139,7 @@ def plan_point(point, *, previous=None):
     planned for the same config, data size and steps (``plan_key``), is reused.
     """
     ae = point.config
-    splits, _ = _split_units(ae)
+    splits, _ = ae_trainer.split_units(ae)
     num_units = len(splits["train"])
     sampling_rate = min(1.0, ae.dp.expected_batch_size / num_units)
     planned_steps = max(1, math.ceil(1 / sampling_rate)) * ae.schedule.max_epochs
@@ -208,7 +195,7 @@ def evaluate_privacy(point_dir, ae_config, config, ae_metrics):
     """``autoencoder_privacy.evaluate`` on the point's export and splits; saves the grid samples."""
     settings = ml_collections.ConfigDict(config.privacy.to_dict())
     settings.face_backends = tuple(_names(settings.face_backends))
-    splits, _ = _split_units(ae_config)
+    splits, _ = ae_trainer.split_units(ae_config)
     result, samples = autoencoder_privacy.evaluate(
         point_dir,
         splits=splits,

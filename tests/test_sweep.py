@@ -9,6 +9,7 @@ from configs import sweep_noise
 from ppvad_jax.evaluation import sweep_report
 from ppvad_jax.privacy import latent_ldp
 from ppvad_jax.training import sweep
+from tests import autoencoder_support
 
 
 def tiny_sweep(dataset_dir, *, optimizers=("adam", "dpadam"), noise_multipliers=(0.5, 1.0)):
@@ -19,16 +20,7 @@ def tiny_sweep(dataset_dir, *, optimizers=("adam", "dpadam"), noise_multipliers=
     config = sweep_noise.get_config("runlocal=True")
     config.optimizers = optimizers
     config.noise_multipliers = noise_multipliers
-    ae = config.autoencoder
-    ae.data.dataset_dir = dataset_dir
-    ae.data.height, ae.data.width = 48, 64
-    ae.model_features = (16, 8, 4)
-    ae.dp.expected_batch_size = 4
-    ae.dp.microbatch_size = 2
-    ae.dp.batch_bucket = 8  # one compiled shape in practice
-    ae.schedule.max_steps = 2
-    ae.schedule.log_every_steps = 1
-    ae.schedule.eval_batch_size = 4
+    autoencoder_support.make_tiny(config.autoencoder, dataset_dir, max_steps=2)
     config.privacy.face_frames = 4
     config.privacy.mia_frames = 16
     config.privacy.grid_frames = 2

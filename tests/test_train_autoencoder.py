@@ -10,20 +10,13 @@ from ppvad_jax.models import autoencoder_io
 from ppvad_jax.privacy import accounting
 from ppvad_jax.training import autoencoder as trainer
 from ppvad_jax.training import classifier
+from tests import autoencoder_support
 
 
 def tiny_config(dataset_dir, optimizer="dpadam"):
     config = ae_config.get_config(f"optimizer={optimizer},runlocal=True")
-    config.data.dataset_dir = dataset_dir
-    config.data.height, config.data.width = 48, 64
-    config.model_features = (16, 8, 4)
-    config.dp.expected_batch_size = 4
-    config.dp.microbatch_size = 2
-    config.dp.batch_bucket = 8  # one compiled shape in practice
-    config.schedule.max_steps = 6
+    autoencoder_support.make_tiny(config, dataset_dir, max_steps=6)
     config.schedule.checkpoint_every_steps = 2
-    config.schedule.log_every_steps = 1
-    config.schedule.eval_batch_size = 4
     return config
 
 

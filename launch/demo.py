@@ -133,11 +133,11 @@ def train_classifier(workdir, dataset_dir, ae_dir):
     return cls_dir, metrics, report, baseline
 
 
-SWEEP_SIZE = (72, 96)  # 4:3, multiples of 8, 36% of runlocal's pixels: six points fit the 15 minutes
+SWEEP_SIZE = (72, 96)  # 4:3, multiples of 8, 36% of runlocal's pixels: fits the demo's 15 minutes
 
 
 def noise_sweep(workdir, root):
-    """DP-SGD and DP-Adam across noise levels: epsilon next to image quality and privacy attacks."""
+    """The sweep stage's optimizers across its noise levels: epsilon next to image quality and attacks."""
     data = data_config.get_config("runlocal")
     data.height, data.width = SWEEP_SIZE
     summary = prepare.prepare(

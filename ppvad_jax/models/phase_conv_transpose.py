@@ -1,4 +1,4 @@
-"""A stride-2 transposed convolution computed as one matrix product per layer.
+"""A stride-2 transposed convolution computed as one matrix product per output phase.
 
 ``lax.conv_transpose(x, k, (2, 2), "SAME")`` (what ``flax.linen.ConvTranspose``
 runs) inserts zeros between input pixels and convolves. On XLA's CPU backend
@@ -12,7 +12,7 @@ depends only on the output pixel's parity. So the output is four stride-1
 convolutions of the undilated input, one per (row parity, column parity), with
 the matching subsets of taps, interleaved (depth-to-space). Same parameters,
 same outputs, a quarter of the multiply-adds of the zero-inserted version.
-Those four convolutions run here as one matrix product over the input's
+Each of those convolutions runs here as one matrix product over the input's
 windows (``phase_conv_transpose``).
 """
 
@@ -42,15 +42,14 @@ def _phase_taps(kernel, stride, phase):
 def phase_conv_transpose(x, kernel, *, stride=2, precision=None):
     """Equals ``lax.conv_transpose(x, kernel, (stride, stride), "SAME")``, NHWC / HWIO.
 
-    One matrix product: every output phase reads the input at a few offsets
-    (for 3x3, stride 2: offsets -1 and 0 in each direction), so the input's
-    windows over all those offsets, ``[N*H*W, offsets*Cin]``, times a kernel
-    matrix ``[offsets*Cin, phases*Cout]`` that holds each phase's taps (zeros
-    where a phase does not read an offset) gives every phase at once; a
-    depth-to-space interleaves them. For 3x3 / stride 2 the zeros make it 16/9
-    of the needed multiply-adds, but XLA's CPU dot runs at matrix speed while
-    its convolutions (the four phase convolutions this replaced) ran 3-4x
-    slower; the product's gradients are products too (``BUILD_NOTES.md``).
+    Each output phase is one matrix product: the input's windows at the offsets
+    that phase reads, ``[N*H*W, taps*Cin]``, times its taps ``[taps*Cin, Cout]``
+    (for 3x3 / stride 2: 4, 2, 2 and 1 taps); the phases are interleaved
+    (depth-to-space). XLA's CPU dot runs near matrix speed, its convolutions
+    (one per phase, what this replaced) did not; the products' gradients are
+    products too. A single product over all phases, with zeros for the taps a
+    phase does not read (16/9 of the multiply-adds), was slower forward
+    (``BUILD_NOTES.md``).
 
     Args:
       x: [N, H, W, Cin].

@@ -22,10 +22,7 @@ from configs import classifier as classifier_config  # noqa: E402
 from ppvad_jax.models import autoencoder  # noqa: E402
 from ppvad_jax.privacy import noise  # noqa: E402
 from ppvad_jax.training import autoencoder as trainer  # noqa: E402
-from ppvad_jax.training import (
-    classifier,  # noqa: E402
-    optimizers,  # noqa: E402
-)
+from ppvad_jax.training import classifier, optimizers  # noqa: E402
 
 NOISE = 0.7
 

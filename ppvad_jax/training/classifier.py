@@ -433,7 +433,7 @@ def train_and_evaluate(config, workdir):
                 "scale": jnp.asarray(np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 1.0)),
             }
         }
-    head_stats = {k: {"head": v["head"]} for k, v in stats.items() if k == "standardization"}
+    head_stats = {"standardization": stats["standardization"]} if "standardization" in stats else {}
 
     def head_apply(head, inputs, *, train, rng):
         rngs = {"dropout": rng} if train else {}

@@ -67,8 +67,12 @@ def get_config(arg=None):
     # (a classifier trained by launch.train_classifier on this autoencoder's reconstructions).
     config.scorer.export_dir = ""
 
+    # sqlite: the --db file. postgres: one store shared by several servers (one per GPU behind a
+    # load balancer; THREAT_MODEL.md), e.g. --config.store.kind=postgres
+    # --config.store.dsn=postgresql://ppvad@db.internal:5432/alerts (password from PGPASSWORD).
     config.store = ml_collections.ConfigDict()
     config.store.kind = "sqlite"
+    config.store.dsn = ""
     config.store.synchronous = "FULL"  # FULL: survives power loss (one fsync per tick); NORMAL: crashes only
     config.store.keep_results_s = 3600.0  # per-frame results kept for replay and audit
     return config

@@ -1,8 +1,10 @@
 """Lists the alerts in a server's store, or exports them to CSV.
 
   python -m launch.alerts --db=runs/alerts.sqlite [--camera_id=cam1] [--csv=alerts.csv]
+  python -m launch.alerts --dsn=postgresql://ppvad@db.internal:5432/alerts   # a shared store
 
-Safe while the server runs (the store is in WAL mode: readers never block it).
+Safe while the server runs (SQLite in WAL mode and PostgreSQL both let readers run beside the
+server's writes).
 """
 
 import csv
@@ -14,7 +16,8 @@ from absl import app, flags
 
 from ppvad_jax.serving import alert_store
 
-_DB = flags.DEFINE_string("db", None, "The server's SQLite store.", required=True)
+_DB = flags.DEFINE_string("db", None, "The server's SQLite store.")
+_DSN = flags.DEFINE_string("dsn", None, "The servers' PostgreSQL store (password from PGPASSWORD).")
 _CAMERA = flags.DEFINE_string("camera_id", None, "Only this camera's alerts.")
 _CSV = flags.DEFINE_string("csv", None, "Write the alerts to this CSV file instead of listing them.")
 
@@ -25,9 +28,14 @@ def _time(t):
 
 def main(argv):
     del argv
-    if not pathlib.Path(_DB.value).is_file():
+    if (_DB.value is None) == (_DSN.value is None):
+        raise app.UsageError("give exactly one of --db (SQLite file) and --dsn (PostgreSQL)")
+    if _DSN.value:
+        store = alert_store.PostgresAlertStore(_DSN.value)
+    elif not pathlib.Path(_DB.value).is_file():
         raise app.UsageError(f"{_DB.value} does not exist")
-    store = alert_store.SqliteAlertStore(_DB.value)
+    else:
+        store = alert_store.SqliteAlertStore(_DB.value)
     try:
         alerts = store.list_alerts(_CAMERA.value)
     finally:

@@ -23,7 +23,11 @@ from ppvad_jax.serving import server as server_lib
 
 _PORT = flags.DEFINE_integer("port", 50051, "TCP port; 0 picks a free one (printed).")
 _CERTS = flags.DEFINE_string("certs_dir", None, "ca.crt, server.crt/key (launch.make_certs).", required=True)
-_DB = flags.DEFINE_string("db", "alerts.sqlite", "The SQLite alert store.")
+_DB = flags.DEFINE_string(
+    "db",
+    "alerts.sqlite",
+    "The SQLite alert store (config.store.kind=sqlite; postgres uses config.store.dsn).",
+)
 _HOST = flags.DEFINE_string("host", None, "Interface to listen on; default config.host.")
 _CACHE = flags.DEFINE_string(
     "compilation_cache_dir",

@@ -70,3 +70,14 @@ def pytest_configure(config):
     # "slow": long but still run in CI (the whole suite must stay under 10 minutes there);
     # deselect locally with -m "not slow".
     config.addinivalue_line("markers", "slow: long-running test, still part of CI")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """DSN of a throwaway PostgreSQL server on loopback (tests/postgres_support.py)."""
+    from tests import postgres_support  # noqa: PLC0415
+
+    if postgres_support.binaries() is None:
+        pytest.fail("no PostgreSQL binaries: install requirements-dev.txt (pgserver) or postgresql")
+    with postgres_support.temporary_server() as dsn:
+        yield dsn

@@ -1,6 +1,5 @@
 """The serving pieces one by one: wire format, quantisation, validation, SAS and alerts, store, engine."""
 
-import sqlite3
 import threading
 import time
 
@@ -136,47 +135,6 @@ def test_an_alert_opens_extends_and_closes():
     assert alert is None and state.open_alert is None
 
 
-# --- store ---------------------------------------------------------------------------------------
-
-
-def _tick(params, n, *, start=0, state=None, run_id="r"):
-    state = state or camera_state.initial_state("cam1", params)
-    results, alerts = [], {}
-    for i in range(start, start + n):
-        state, result, alert = camera_state.advance(
-            state, confidence=1.0, run_id=run_id, frame_index=i, timestamp=float(i), params=params
-        )
-        results.append(result)
-        if alert:
-            alerts[alert.alert_id] = alert
-    return state, results, list(alerts.values())
-
-
-def test_store_commits_a_tick_and_a_new_instance_restores_it(tmp_path):
-    params = camera_state.SasParams()
-    store = alert_store.SqliteAlertStore(tmp_path / "a.sqlite")
-    state, results, alerts = _tick(params, 5)
-    store.commit_tick(results, [state], alerts)
-    store.close()
-    again = alert_store.SqliteAlertStore(tmp_path / "a.sqlite")
-    restored = again.load_states()["cam1"]
-    assert restored == state and restored.open_alert.start_frame == 3
-    assert again.lookup_result("cam1", "r", 4) == results[4]
-    assert again.lookup_result("cam1", "r", 5) is None
-    assert [a.alert_id for a in again.list_alerts()] == ["cam1:r:3"]
-    assert sqlite3.connect(tmp_path / "a.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-
-
-def test_a_failed_commit_writes_nothing(tmp_path):
-    params = camera_state.SasParams()
-    store = alert_store.SqliteAlertStore(tmp_path / "a.sqlite")
-    state, results, alerts = _tick(params, 5)
-    broken = [*alerts, None]  # fails inside the transaction, after the frame rows
-    with pytest.raises(AttributeError):
-        store.commit_tick(results, [state], broken)
-    assert store.frame_results() == [] and store.list_alerts() == [] and store.load_states() == {}
-
-
 # --- engine (fake decoder: no JAX) -----------------------------------------------------------------
 
 
@@ -225,8 +183,8 @@ def _request(session, camera, index, x):
     return engine.Request(session=session, message=message, latent=latent)
 
 
-def _engine(tmp_path, scorer_fn, **options):
-    store = alert_store.SqliteAlertStore(tmp_path / "a.sqlite", synchronous="NORMAL")
+def _engine(tmp_path, scorer_fn, store=None, **options):
+    store = store or alert_store.SqliteAlertStore(tmp_path / "a.sqlite", synchronous="NORMAL")
     return engine.Engine(
         decoder=_decoder, scorer=scorer_fn, store=store, sas_params=camera_state.SasParams(),
         options=engine.EngineOptions(**{"tick_s": 0.05, "flow_threads": 1, **options}),
@@ -319,3 +277,28 @@ def test_motion_energy_placeholder_is_monotone_in_motion():
     batch = scorer.FrameBatch(None, flows, None, ("a", "b", "c"))
     c = s(batch)
     assert c[0] < c[1] < c[2] and 0 < c[0] and c[2] < 1
+
+
+def test_a_camera_moved_to_another_server_continues_its_sas_and_alert(tmp_path, postgres_server):
+    """Two servers share one PostgreSQL store; both start before the camera is seen. The camera
+    streams to A (alert opens), A goes away, it reconnects to B: B must re-read the camera's
+    state when the stream opens, not use what it loaded at its own start."""
+    a = _engine(tmp_path, _RecordingScorer(), alert_store.PostgresAlertStore(postgres_server), max_batch=2)
+    b = _engine(tmp_path, _RecordingScorer(), alert_store.PostgresAlertStore(postgres_server), max_batch=2)
+    first, second = _Session(), _Session()
+    a.claim("cam-moved")
+    for i in range(5):
+        assert a.submit(_request(first, "cam-moved", i, 10)) is None
+    first.wait(5)
+    a.close()
+    b.claim("cam-moved")  # what the service does when the camera's stream opens on B
+    for i in range(5, 8):
+        assert b.submit(_request(second, "cam-moved", i, 10)) is None
+    second.wait(8 - 5)
+    b.close()
+    before, after = first.responses[-1], second.responses[0]
+    step, _ = camera_state.sas_step(before["accumulator"], 0.9, camera_state.SasParams())
+    assert after["accumulator"] == pytest.approx(step)
+    assert before["alert"]["event"] in ("opened", "extended") and after["alert"]["event"] == "extended"
+    assert after["alert"]["id"] == before["alert"]["id"]
+    assert len([x for x in a.store.list_alerts() if x.camera_id == "cam-moved"]) == 1

@@ -14,48 +14,53 @@ instead of being scored twice, which would step the SAS twice. They are
 pruned after ``keep_results_s`` (about 150 bytes a row: 10 FPS is 130 MB per
 camera-day; the default keeps one hour).
 
-SQLite (the default, ``SqliteAlertStore``): WAL journal, so readers such as
-``launch.alerts`` never block the server; ``synchronous=FULL`` by default,
-one fsync per tick (not per frame), which survives power loss; ``NORMAL``
-survives a process crash only and saves the fsync.
+Two implementations run the same SQL (``INSERT ... ON CONFLICT``, which both
+speak) over the same three tables, and pass the same tests
+(tests/test_alert_store.py):
 
-PostgreSQL (interface only, not implemented here): when several servers
-share one store, a ``PostgresAlertStore`` implements the same five methods
-over the same three tables (``REAL`` -> ``DOUBLE PRECISION``), with
-``commit_tick`` as one transaction of ``INSERT ... ON CONFLICT (alert_id) DO
-UPDATE`` for alerts, ``INSERT ... ON CONFLICT (camera_id) DO UPDATE`` for
-camera states and a plain insert (or ``COPY``) for frame results; reads of a
-camera's state at session start with ``SELECT ... FOR UPDATE`` (or a
-``pg_advisory_lock(hashtext(camera_id))`` held by the session) so that a
-stale server that still thinks it owns a camera cannot overwrite the state
-of the one the load balancer moved it to. Select it with
-``config.store.kind = "postgres"`` and a DSN; psycopg would be the one new
-dependency.
+- SQLite (the default, ``SqliteAlertStore``): one file, WAL journal, so
+  readers such as ``launch.alerts`` never block the server;
+  ``synchronous=FULL`` by default, one fsync per tick (not per frame), which
+  survives power loss; ``NORMAL`` survives a process crash only and saves the
+  fsync.
+- PostgreSQL (``PostgresAlertStore``, ``config.store.kind = "postgres"`` and
+  ``config.store.dsn``): when several servers must share one store, e.g. one
+  server process per GPU behind a load balancer. Each tick is one transaction
+  committed with PostgreSQL's default ``synchronous_commit=on`` (durable on the
+  database server before the camera is answered). The driver is pg8000 (pure
+  Python, no libpq). What it does not do: fence a stale server. Cameras are
+  pinned to one server by camera id at the load balancer (README, "Past one
+  machine"); if two servers ever scored the same camera at once, the later
+  commit of its SAS state would win.
 """
 
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from typing import Protocol
 
 from ppvad_jax.serving.camera_state import Alert, CameraState, FrameResult
 
+# Written once for both databases; ``{real}`` and ``{seq}`` are the two spellings that differ
+# (SQLite's REAL is 8 bytes, PostgreSQL's 4: times need DOUBLE PRECISION there).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
   alert_id TEXT PRIMARY KEY, camera_id TEXT NOT NULL, run_id TEXT NOT NULL,
-  start_frame INTEGER NOT NULL, start_time REAL NOT NULL,
-  end_frame INTEGER NOT NULL, end_time REAL NOT NULL,
-  peak_score REAL NOT NULL, is_open INTEGER NOT NULL, updated_at REAL NOT NULL);
+  start_frame BIGINT NOT NULL, start_time {real} NOT NULL,
+  end_frame BIGINT NOT NULL, end_time {real} NOT NULL,
+  peak_score {real} NOT NULL, is_open INTEGER NOT NULL, updated_at {real} NOT NULL);
 CREATE INDEX IF NOT EXISTS alerts_by_camera ON alerts (camera_id, start_time);
 CREATE TABLE IF NOT EXISTS camera_state (
-  camera_id TEXT PRIMARY KEY, accumulator REAL NOT NULL, run_id TEXT NOT NULL,
-  last_frame_index INTEGER NOT NULL, last_time REAL NOT NULL, open_alert_id TEXT,
-  updated_at REAL NOT NULL);
+  camera_id TEXT PRIMARY KEY, accumulator {real} NOT NULL, run_id TEXT NOT NULL,
+  last_frame_index BIGINT NOT NULL, last_time {real} NOT NULL, open_alert_id TEXT,
+  updated_at {real} NOT NULL);
 CREATE TABLE IF NOT EXISTS frame_results (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  camera_id TEXT NOT NULL, run_id TEXT NOT NULL, frame_index INTEGER NOT NULL, timestamp REAL NOT NULL,
-  confidence REAL NOT NULL, accumulator REAL NOT NULL, score REAL NOT NULL,
-  alert_id TEXT, alert_event TEXT, committed_at REAL NOT NULL,
+  seq {seq},
+  camera_id TEXT NOT NULL, run_id TEXT NOT NULL, frame_index BIGINT NOT NULL, timestamp {real} NOT NULL,
+  confidence {real} NOT NULL, accumulator {real} NOT NULL, score {real} NOT NULL,
+  alert_id TEXT, alert_event TEXT, committed_at {real} NOT NULL,
   UNIQUE (camera_id, run_id, frame_index));
 """
 
@@ -65,13 +70,29 @@ _ALERT_COLUMNS = (
 _RESULT_COLUMNS = (
     "camera_id, run_id, frame_index, timestamp, confidence, accumulator, score, alert_id, alert_event"
 )
+_INSERT_RESULTS = (
+    f"INSERT INTO frame_results ({_RESULT_COLUMNS}, committed_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_UPSERT_ALERTS = (
+    f"INSERT INTO alerts ({_ALERT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (alert_id) DO UPDATE SET end_frame=excluded.end_frame, end_time=excluded.end_time, "
+    "peak_score=excluded.peak_score, is_open=excluded.is_open, updated_at=excluded.updated_at"
+)
+_UPSERT_STATES = (
+    "INSERT INTO camera_state (camera_id, accumulator, run_id, last_frame_index, last_time, "
+    "open_alert_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (camera_id) DO UPDATE SET accumulator=excluded.accumulator, run_id=excluded.run_id, "
+    "last_frame_index=excluded.last_frame_index, last_time=excluded.last_time, "
+    "open_alert_id=excluded.open_alert_id, updated_at=excluded.updated_at"
+)
 
 
 class AlertStore(Protocol):
     """Where the server keeps what must survive it. Every method may be called from any thread."""
 
-    def load_states(self) -> dict[str, CameraState]:
-        """Every camera's last committed state, open alert included."""
+    def load_states(self, cameras: list[str] | None = None) -> dict[str, CameraState]:
+        """Every camera's (or these cameras') last committed state, open alert included."""
 
     def lookup_result(self, camera_id: str, run_id: str, frame_index: int) -> FrameResult | None:
         """The committed result of one frame, if it was processed (and not pruned)."""
@@ -89,128 +110,198 @@ def _alert(row):
     return Alert(*row[:8], is_open=bool(row[8]))
 
 
-class SqliteAlertStore:
-    """``AlertStore`` in one SQLite file (WAL). See the module docstring."""
+def _where_camera(query, camera_id):
+    return (query + " WHERE camera_id = ?", (camera_id,)) if camera_id is not None else (query, ())
 
-    def __init__(self, path, *, synchronous="FULL", keep_results_s=3600.0, prune_every=200):
-        if synchronous not in ("FULL", "NORMAL"):
-            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
-        self.path = str(path)
+
+class _SqlAlertStore:
+    """The five ``AlertStore`` methods over a DB-API connection in autocommit mode, with explicit
+    transactions; subclasses connect and say how a write transaction begins."""
+
+    _placeholder = "?"
+    _begin = "BEGIN"
+
+    def __init__(self, connection, *, keep_results_s, prune_every):
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(_SCHEMA)
+        self._db = connection
         self._keep_results_s = keep_results_s
         self._prune_every = prune_every
         self._ticks = 0
 
-    def load_states(self):
+    def _run(self, sql, args=()):
+        cursor = self._db.cursor()
+        cursor.execute(sql.replace("?", self._placeholder), args)
+        return cursor
+
+    def _rows(self, sql, args=()):
         with self._lock:
-            alerts = {
-                row[0]: _alert(row)
-                for row in self._db.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE is_open = 1")
-            }
-            rows = self._db.execute(
-                "SELECT camera_id, accumulator, run_id, last_frame_index, last_time, open_alert_id "
-                "FROM camera_state"
-            ).fetchall()
+            return self._run(sql, args).fetchall()
+
+    def load_states(self, cameras=None):
+        where, args = "", ()
+        if cameras is not None:
+            where, args = f" WHERE camera_id IN ({', '.join('?' * len(cameras))})", tuple(cameras)
+            if not cameras:
+                return {}
+        with self._lock:
+            self._run(self._begin)  # one snapshot for both reads
+            try:
+                open_alerts = self._run(
+                    f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE is_open = 1" + where.replace("WHERE", "AND"),
+                    args,
+                ).fetchall()
+                rows = self._run(
+                    "SELECT camera_id, accumulator, run_id, last_frame_index, last_time, open_alert_id "
+                    "FROM camera_state" + where,
+                    args,
+                ).fetchall()
+            finally:
+                self._run("COMMIT")
+        alerts = {row[0]: _alert(row) for row in open_alerts}
         return {
             camera: CameraState(camera, accumulator, run_id, last_frame, last_time, alerts.get(alert_id))
             for camera, accumulator, run_id, last_frame, last_time, alert_id in rows
         }
 
     def lookup_result(self, camera_id, run_id, frame_index):
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_RESULT_COLUMNS} FROM frame_results "
-                "WHERE camera_id=? AND run_id=? AND frame_index=?",
-                (camera_id, run_id, frame_index),
-            ).fetchone()
-        return FrameResult(*row) if row else None
+        rows = self._rows(
+            f"SELECT {_RESULT_COLUMNS} FROM frame_results WHERE camera_id=? AND run_id=? AND frame_index=?",
+            (camera_id, run_id, frame_index),
+        )
+        return FrameResult(*rows[0]) if rows else None
 
     def commit_tick(self, results, states, alerts):
         now = time.time()
+        # Rows are built before the transaction opens, so a bad item fails with nothing written.
+        rows = [
+            (
+                _INSERT_RESULTS,
+                [
+                    (r.camera_id, r.run_id, r.frame_index, r.timestamp, r.confidence, r.accumulator)
+                    + (r.score, r.alert_id, r.alert_event, now)
+                    for r in results
+                ],
+            ),
+            (
+                _UPSERT_ALERTS,
+                [
+                    (a.alert_id, a.camera_id, a.run_id, a.start_frame, a.start_time, a.end_frame)
+                    + (a.end_time, a.peak_score, int(a.is_open), now)
+                    for a in alerts
+                ],
+            ),
+            (
+                _UPSERT_STATES,
+                [
+                    (s.camera_id, s.accumulator, s.run_id, s.last_frame_index, s.last_time)
+                    + (s.open_alert.alert_id if s.open_alert else None, now)
+                    for s in states
+                ],
+            ),
+        ]
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            self._run(self._begin)
             try:
-                db.executemany(
-                    f"INSERT OR IGNORE INTO frame_results ({_RESULT_COLUMNS}, committed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (r.camera_id, r.run_id, r.frame_index, r.timestamp, r.confidence, r.accumulator)
-                        + (r.score, r.alert_id, r.alert_event, now)
-                        for r in results
-                    ],
-                )
-                db.executemany(
-                    f"INSERT INTO alerts ({_ALERT_COLUMNS}, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (alert_id) DO UPDATE SET end_frame=excluded.end_frame, "
-                    "end_time=excluded.end_time, peak_score=excluded.peak_score, is_open=excluded.is_open, "
-                    "updated_at=excluded.updated_at",
-                    [
-                        (a.alert_id, a.camera_id, a.run_id, a.start_frame, a.start_time, a.end_frame)
-                        + (a.end_time, a.peak_score, int(a.is_open), now)
-                        for a in alerts
-                    ],
-                )
-                db.executemany(
-                    "INSERT INTO camera_state (camera_id, accumulator, run_id, last_frame_index, last_time, "
-                    "open_alert_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (camera_id) DO UPDATE SET accumulator=excluded.accumulator, "
-                    "run_id=excluded.run_id, "
-                    "last_frame_index=excluded.last_frame_index, last_time=excluded.last_time, "
-                    "open_alert_id=excluded.open_alert_id, updated_at=excluded.updated_at",
-                    [
-                        (s.camera_id, s.accumulator, s.run_id, s.last_frame_index, s.last_time)
-                        + (s.open_alert.alert_id if s.open_alert else None, now)
-                        for s in states
-                    ],
-                )
+                for sql, values in rows:
+                    if values:
+                        self._db.cursor().executemany(sql.replace("?", self._placeholder), values)
                 self._ticks += 1
                 if self._keep_results_s and self._ticks % self._prune_every == 0:
-                    db.execute(
+                    self._run(
                         "DELETE FROM frame_results WHERE committed_at < ?", (now - self._keep_results_s,)
                     )
-                db.execute("COMMIT")
+                self._run("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                self._run("ROLLBACK")
                 raise
 
     def list_alerts(self, camera_id=None):
-        query = f"SELECT {_ALERT_COLUMNS} FROM alerts"
-        args = ()
-        if camera_id is not None:
-            query += " WHERE camera_id = ?"
-            args = (camera_id,)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY start_time, alert_id", args).fetchall()
-        return [_alert(row) for row in rows]
+        query, args = _where_camera(f"SELECT {_ALERT_COLUMNS} FROM alerts", camera_id)
+        return [_alert(row) for row in self._rows(query + " ORDER BY start_time, alert_id", args)]
 
     def frame_results(self, camera_id=None):
         """Committed per-frame results in commit order (for audits and the fault test)."""
-        query = f"SELECT {_RESULT_COLUMNS} FROM frame_results"
-        args = ()
-        if camera_id is not None:
-            query += " WHERE camera_id = ?"
-            args = (camera_id,)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY seq", args).fetchall()
-        return [FrameResult(*row) for row in rows]
+        query, args = _where_camera(f"SELECT {_RESULT_COLUMNS} FROM frame_results", camera_id)
+        return [FrameResult(*row) for row in self._rows(query + " ORDER BY seq", args)]
 
     def close(self):
         with self._lock:
             self._db.close()
 
 
+class SqliteAlertStore(_SqlAlertStore):
+    """``AlertStore`` in one SQLite file (WAL). See the module docstring."""
+
+    _begin = "BEGIN IMMEDIATE"  # take the write lock now, not at the first write
+
+    def __init__(self, path, *, synchronous="FULL", keep_results_s=3600.0, prune_every=200):
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self.path = str(path)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.executescript(_SCHEMA.format(real="REAL", seq="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        super().__init__(db, keep_results_s=keep_results_s, prune_every=prune_every)
+
+
+_SCHEMA_LOCK = 0x70707661  # advisory lock id: servers starting together create the tables once
+
+
+def parse_dsn(dsn):
+    """``postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE`` -> pg8000 ``connect`` arguments.
+
+    The password may instead come from ``PGPASSWORD``, so it need not sit in a config or a
+    process listing."""
+    url = urllib.parse.urlsplit(dsn)
+    if url.scheme not in ("postgresql", "postgres") or not url.hostname or not url.path.strip("/"):
+        raise ValueError(
+            f"PostgreSQL store DSN must look like postgresql://user@host:port/database, got {dsn!r}"
+        )
+    return {
+        "user": urllib.parse.unquote(url.username or "postgres"),
+        "password": urllib.parse.unquote(url.password) if url.password else os.environ.get("PGPASSWORD"),
+        "host": url.hostname,
+        "port": url.port or 5432,
+        "database": url.path.strip("/"),
+    }
+
+
+class PostgresAlertStore(_SqlAlertStore):
+    """``AlertStore`` in a PostgreSQL database shared by several servers. See the module docstring."""
+
+    _placeholder = "%s"
+
+    def __init__(self, dsn, *, keep_results_s=3600.0, prune_every=200, timeout_s=10.0):
+        try:
+            import pg8000.dbapi  # noqa: PLC0415 - only a PostgreSQL deployment needs the driver
+        except ImportError as e:
+            raise ImportError("the PostgreSQL alert store needs pg8000 (pip install pg8000)") from e
+        args = parse_dsn(dsn)
+        try:
+            db = pg8000.dbapi.connect(**args, timeout=timeout_s)
+        except Exception as e:  # the driver's errors do not say which server it tried
+            where = f"{args['user']}@{args['host']}:{args['port']}/{args['database']}"
+            raise ConnectionError(f"cannot open the PostgreSQL alert store {where}: {e}") from e
+        db.autocommit = True
+        super().__init__(db, keep_results_s=keep_results_s, prune_every=prune_every)
+        self.dsn = f"postgresql://{args['user']}@{args['host']}:{args['port']}/{args['database']}"
+        schema = _SCHEMA.format(real="DOUBLE PRECISION", seq="BIGSERIAL PRIMARY KEY")
+        with self._lock:
+            self._run("SELECT pg_advisory_lock(?)", (_SCHEMA_LOCK,))
+            try:
+                for statement in filter(str.strip, schema.split(";")):
+                    self._run(statement)
+            finally:
+                self._run("SELECT pg_advisory_unlock(?)", (_SCHEMA_LOCK,))
+
+
 def open_store(store_config, db_path):
-    """The store ``config.store`` names, at ``db_path``."""
+    """The store ``config.store`` names: SQLite at ``db_path``, or PostgreSQL at ``store_config.dsn``."""
     if store_config.kind == "sqlite":
         return SqliteAlertStore(
             db_path, synchronous=store_config.synchronous, keep_results_s=store_config.keep_results_s
         )
-    raise ValueError(
-        f"store kind {store_config.kind!r} is not implemented (sqlite; postgres: see alert_store)"
-    )
+    if store_config.kind == "postgres":
+        return PostgresAlertStore(store_config.dsn, keep_results_s=store_config.keep_results_s)
+    raise ValueError(f"store kind must be sqlite or postgres, got {store_config.kind!r}")

@@ -109,6 +109,7 @@ class Engine:
         self.sas_params = sas_params
         self.options = options
         self._states = store.load_states()  # camera -> CameraState, as last committed
+        self._reload = set()  # cameras whose state is re-read from the store before the next tick
         self._previous = {}  # camera -> _Previous (in memory: a restarted server starts with zero flow)
         self._queue = collections.deque()
         self._pending = collections.Counter()
@@ -148,6 +149,17 @@ class Engine:
             self._pending[camera] += 1
             self._cond.notify()
         return None
+
+    def claim(self, camera_id):
+        """A camera's stream opened here: re-read its committed state before scoring its frames.
+
+        With one server this reads back what is already in memory. With a shared store
+        (PostgreSQL, several servers) the camera may have been scored by another server since
+        this one started (its server went down, the load balancer moved it): its SAS
+        accumulator and open alert continue from there, not from this server's stale copy.
+        Costs one store read per stream opened."""
+        with self._cond:
+            self._reload.add(camera_id)
 
     def close(self, timeout=None):
         """Stops intake, drains and answers every queued frame, stops the tick thread."""
@@ -206,6 +218,14 @@ class Engine:
             log.debug("could not deliver to %s", request.message.camera_id, exc_info=True)
 
     def _tick(self, batch):
+        # Claims precede their stream's frames (same thread), so every claim behind this batch
+        # is in the set by now.
+        with self._cond:
+            reload, self._reload = self._reload, set()
+        if reload:
+            refreshed = self.store.load_states(sorted(reload))
+            with self._cond:
+                self._states = {**self._states, **refreshed}
         latest = {c: (s.run_id, s.last_frame_index) for c, s in self._states.items()}
         fresh, fresh_keys, duplicates = [], set(), []
         answers = []  # (request, response), all sent after the commit

@@ -127,6 +127,7 @@ class AnalysisService:
         if old is not None:
             log.info("camera %s reconnected: closing its previous stream", camera_id)
             old.close()
+        self.engine.claim(camera_id)
         return session
 
     def _forget(self, session):

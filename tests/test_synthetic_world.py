@@ -78,3 +78,19 @@ def test_total_motion_alone_does_not_separate_anomalies(tmp_path):
         targets.append((labels[keep] == ucf_layout.HARD)[1:])
     auc = roc_auc_score(np.concatenate(targets), np.concatenate(scores))
     assert auc < 0.95, auc
+
+
+def test_the_split_reaches_every_anomaly_class_and_keeps_both_halves_mixed():
+    for n in (8, 21, 48, 60):
+        params = world.WorldParams(num_videos=n)
+        plan = dict(world.plan_videos(params))
+        train, test = world.split_plan(list(plan.items()), params)
+        assert sorted(train + test) == sorted(plan) and not set(train) & set(test)
+        for half in (train, test):
+            assert {"Normal"} < {plan[v] for v in half}  # normal and anomalous videos in each half
+        anomalous = [v for v in plan if plan[v] != "Normal"]
+        in_test = [v for v in test if plan[v] != "Normal"]
+        assert abs(len(in_test) - len(anomalous) * params.test_fraction) <= 1
+        if n >= 48:  # at least two videos of every class: each class is both trained and tested
+            for cls in ucf_layout.ANOMALY_CLASSES:
+                assert cls in {plan[v] for v in test} and cls in {plan[v] for v in train}, (n, cls)

@@ -56,14 +56,31 @@ def plan_videos(params):
 
 
 def split_plan(plan, params):
-    """Train and test name lists: every k-th video of the normal and of the anomalous ones is
-    test, so both halves keep normal and anomalous videos and the class mix."""
-    step = max(2, round(1 / params.test_fraction))
-    train, test = [], []
-    for group in ([p for p in plan if p[1] == "Normal"], [p for p in plan if p[1] != "Normal"]):
-        for i, (name, _) in enumerate(group):
-            (test if i % step == step - 1 else train).append(name)
-    return train, test
+    """Train and test name lists, stratified by class.
+
+    Normal and anomalous videos each send about ``test_fraction`` of their number to test (at
+    least one, never all), and the anomalous test videos are spread over the anomaly classes
+    (largest remainder), so every class reaches test once the world has enough videos. (Taking
+    every k-th anomalous video instead aliases with the round-robin class order: with 6 classes
+    and k = 3 only Burglary and Vandalism ever reached test.)"""
+    by_class = {}
+    for name, cls in plan:
+        by_class.setdefault(cls, []).append(name)
+    test = set()
+    for group in (["Normal"], [c for c in ucf_layout.ANOMALY_CLASSES if c in by_class]):
+        sizes = {c: len(by_class.get(c, [])) for c in group}
+        total = sum(sizes.values())
+        if total < 2:
+            continue  # one video: it trains
+        want = min(total - 1, max(1, round(total * params.test_fraction)))
+        quota = {c: sizes[c] * want / total for c in group}
+        count = {c: int(quota[c]) for c in group}
+        by_remainder = sorted(group, key=lambda c: (count[c] - quota[c], group.index(c)))
+        for c in [c for c in by_remainder if count[c] < sizes[c]][: want - sum(count.values())]:
+            count[c] += 1
+        for c in group:  # evenly spaced within the class
+            test.update(by_class[c][int((j + 1) * sizes[c] / (count[c] + 1))] for j in range(count[c]))
+    return [n for n, _ in plan if n not in test], [n for n, _ in plan if n in test]
 
 
 def render_frames(scene, background, layout, rng, difficulty):

@@ -89,6 +89,32 @@ def test_hard_mining_trains_on_the_k_hardest(private):
     np.testing.assert_allclose(new.params["w"], want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("sigma", [0.5, 2.0])
+def test_dp_step_noise_has_std_sigma_c_over_expected_batch(sigma):
+    """The configured sigma reaches the compiled step (an argument, not a baked constant): the
+    update minus the noiseless update has per-coordinate std lr * sigma * C / expected batch."""
+    rng = np.random.default_rng(0)
+    dim, clip, lr, expected = 20_000, 1.0, 1.0, 4
+    x = rng.normal(size=(6, dim)).astype(np.float32)
+    batch = {"inputs": {"x": x}, "target": np.array([1, 0, 1, 0, 1, 0], np.float32)}
+    is_padding = np.zeros(6, bool)
+    params = {"w": jnp.zeros(dim, jnp.float32)}
+    tx = optax.sgd(lr)
+    updates = {}
+    for noise in (0.0, sigma):
+        config = _config(hard_mining_alpha=1)
+        config.dp.noise_multiplier, config.dp.l2_clip_norm = noise, clip
+        train, _, _ = classifier.make_steps(
+            _linear_apply, tx, config, private=True, expected_batch_size=expected,
+            noise_key=jax.random.key(1), mesh=make_mesh(),
+        )  # fmt: skip
+        state = classifier.TrainState(jnp.int32(0), jax.tree.map(jnp.copy, params), tx.init(params))
+        updates[noise] = np.asarray(train(state, batch, is_padding)[0].params["w"])
+    noise_part = updates[sigma] - updates[0.0]
+    assert np.std(noise_part) == pytest.approx(lr * sigma * clip / expected, rel=0.03)
+    assert np.linalg.norm(updates[0.0]) <= lr * 6 * clip / expected * (1 + 1e-5)  # six clipped examples
+
+
 def test_dp_with_mining_is_accounted_at_half_sigma():
     config = classifier_config.get_config("optimizer=dpadam")
     report = classifier.privacy_report(config, private=True, num_units=3000, steps=100, mining=True)

@@ -102,7 +102,7 @@ def make_steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key,
         _, idx = jax.lax.top_k(losses, k)
         return jax.tree.map(lambda a: a[idx], batch), is_padding[idx]
 
-    def train_step(state, batch, is_padding):
+    def train_step(state, batch, is_padding, noise_multiplier):
         if mining:
             batch, is_padding = select(state.params, batch, is_padding)
         rng = jax.random.fold_in(jax.random.fold_in(noise_key, 1), state.step)  # dropout
@@ -118,7 +118,7 @@ def make_steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key,
                 batch,
                 is_padding,
                 jax.random.fold_in(noise_key, state.step),  # replicated: one draw per step
-                noise_multiplier=config.dp.noise_multiplier,
+                noise_multiplier=noise_multiplier,
                 l2_clip_norm=config.dp.l2_clip_norm,
                 expected_batch_size=expected_batch_size,
                 microbatch_size=config.dp.microbatch_size or None,
@@ -138,12 +138,19 @@ def make_steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key,
 
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
-    train = jax.jit(
+    jitted = jax.jit(
         train_step,
-        in_shardings=(replicated, data, data),
+        in_shardings=(replicated, data, data, replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=(0,),
     )
+    # sigma is an argument, as in the autoencoder's step: classifiers trained at several noise
+    # levels share one compiled program (a persistent-cache hit after the first).
+    noise_multiplier = jax.device_put(jnp.float32(config.dp.noise_multiplier), replicated)
+
+    def train(state, batch, is_padding):
+        return jitted(state, batch, is_padding, noise_multiplier)
+
     losses = jax.jit(
         lambda p, b: example_losses(p, b, train=False, rng=None), in_shardings=(replicated, data)
     )

@@ -67,7 +67,8 @@ def make_world(workdir):
     manifest_path = root / "synthetic_manifest.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text())["params"] == params.__dict__:
         print(f"[1/6] synthetic world: reusing {root}")
-        return root, json.loads(manifest_path.read_text())
+        # Today's split for the same videos (the dataset stage rebuilds if the split changed).
+        return root, world.write_split(root, json.loads(manifest_path.read_text()))
     print(f"[1/6] synthetic world: {params.num_videos} videos of {params.seconds:g} s -> {root}")
     return root, world.generate_world(root, params, num_workers=_NUM_WORKERS.value)
 

@@ -1,6 +1,7 @@
 """The TFDS builder on a tiny synthetic tree: what goes in is what comes out."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -96,6 +97,27 @@ def test_second_prepare_reuses_the_dataset(built):
     assert again["frames"] == summary["frames"]
     saved = json.loads((prepare.pathlib.Path(summary["dataset_dir"]) / prepare.SUMMARY_FILE).read_text())
     assert saved["videos"] == summary["videos"]
+
+
+def test_a_dataset_built_from_other_split_files_is_rebuilt(built, tmp_path):
+    """Split files edited (or a world regenerated) after the build: reusing the build would
+    train and test on the old videos, so prepare rebuilds it."""
+    root, _, config, data_dir, summary = built
+    world_copy, data_copy = tmp_path / "world", tmp_path / "data"
+    shutil.copytree(root, world_copy)
+    shutil.copytree(data_dir, data_copy)
+    assert prepare.prepare(manual_dir=world_copy, data_dir=data_copy, config=config)["reused"] is True
+    train_file, test_file = world_copy / ucf_layout.TRAIN_SPLIT, world_copy / ucf_layout.TEST_SPLIT
+    moved = ucf_layout.read_split_file(test_file)[0]
+    train_file.write_text(train_file.read_text() + f"{moved}\n")
+    test_file.write_text("".join(f"{n}\n" for n in ucf_layout.read_split_file(test_file)[1:]))
+    again = prepare.prepare(manual_dir=world_copy, data_dir=data_copy, config=config)
+    assert again["reused"] is False
+    assert again["source_splits"]["train"] == sorted(ucf_layout.read_split_file(train_file))
+    test = prepare.load_split(again["dataset_dir"], "test")
+    names = {bytes(test[i]["video_name"]).decode() for i in range(len(test))}
+    assert names and moved not in names
+    assert sum(again["videos"].values()) == sum(summary["videos"].values())
 
 
 def test_custom_rates_get_their_own_config(tiny_world, tmp_path):

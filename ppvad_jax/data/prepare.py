@@ -48,13 +48,20 @@ def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
       label, ``skipped`` (split, name, reason), ``warnings``, ``frame_base`` per
       video, ``seconds``, and ``reused`` (True when nothing was rebuilt).
     """
-    ucf_crime2local.read_splits(manual_dir)  # fail fast, before TFDS makes folders
+    train, test = ucf_crime2local.read_splits(manual_dir)  # fail fast, before TFDS makes folders
+    source_splits = {"train": sorted(train), "test": sorted(test)}
     builder = builder_for(data_dir=data_dir, config=config, num_workers=num_workers)
     final_dir = pathlib.Path(builder.data_dir)
     if builder.is_prepared() and not overwrite and (final_dir / SUMMARY_FILE).exists():
         summary = json.loads((final_dir / SUMMARY_FILE).read_text())
-        summary["reused"] = True
-        return summary
+        if summary.get("source_splits") == source_splits:
+            summary["reused"] = True
+            return summary
+        # A build from other split files (edited, or a regenerated world) would train and test on
+        # the old videos without a word; it is rebuilt beside the old one and swapped in.
+        logging.warning(
+            "%s was built from other split files than %s holds now: rebuilding", final_dir, manual_dir
+        )
     staging = None
     if builder.is_prepared():
         staging = pathlib.Path(data_dir) / f".staging-{uuid.uuid4().hex[:8]}"
@@ -79,6 +86,7 @@ def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
         config=builder.builder_config.name,
         seconds=round(time.perf_counter() - start, 2),
         manual_dir=str(manual_dir),
+        source_splits=source_splits,
     )
     (final_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     summary["reused"] = False

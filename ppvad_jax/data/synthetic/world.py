@@ -213,15 +213,19 @@ def generate_world(out_dir, params=WorldParams(), *, contact_sheets=False, num_w
             )
     else:
         entries = [generate_video(j) for j in tqdm.tqdm(jobs, desc="synthetic videos")]
-    train, test = split_plan(plan, params)
+    manifest = {"params": dataclasses.asdict(params), "fps": FPS, "videos": entries}
+    return write_split(out_dir, manifest)
+
+
+def write_split(out_dir, manifest):
+    """Writes the split files and the manifest (with its ``train``/``test`` lists) for the
+    manifest's videos, and returns the manifest. A world written before the split changed gets
+    today's split without re-rendering its videos."""
+    out_dir = pathlib.Path(out_dir)
+    params = WorldParams(**manifest["params"])
+    train, test = split_plan(plan_videos(params), params)
     (out_dir / ucf_layout.TRAIN_SPLIT).write_text("".join(f"{n}\n" for n in train))
     (out_dir / ucf_layout.TEST_SPLIT).write_text("".join(f"{n}\n" for n in test))
-    manifest = {
-        "params": dataclasses.asdict(params),
-        "fps": FPS,
-        "videos": entries,
-        "train": train,
-        "test": test,
-    }
+    manifest = {**manifest, "train": train, "test": test}
     (out_dir / "synthetic_manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest

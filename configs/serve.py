@@ -56,16 +56,17 @@ def get_config(arg=None):
     config.sas.upper = 7.0
     config.sas.alert_threshold = 0.5
 
-    # Default: the motion-energy scorer (ppvad_jax/serving/scorer.py), confidence =
-    # sigmoid(slope * (mean |flow| px - midpoint)): it needs no trained classifier, and on a 2-core
-    # CPU the paper's scorer serves ~1.3 frames/s (two ResNet-50s per frame; BUILD_NOTES.md).
+    # The paper's scorer by default: the two-stream classifier (two ResNet-50s + bag of objects)
+    # exported by launch.train_classifier on this autoencoder's reconstructions. runlocal uses the
+    # motion-energy scorer (ppvad_jax/serving/scorer.py, confidence = sigmoid(slope * (mean |flow|
+    # px - midpoint))) instead: on a 2-core CPU the two-stream scorer serves ~1.3 frames/s, and the
+    # CPU target is 2 cameras at 10 FPS (BUILD_NOTES.md). Either is one override away:
+    # --config.scorer.name=two_stream --config.scorer.export_dir=... or =motion_energy.
     config.scorer = ml_collections.ConfigDict()
-    config.scorer.name = "motion_energy"
+    config.scorer.name = "motion_energy" if runlocal else "two_stream"
+    config.scorer.export_dir = "" if runlocal else "runs/cls_2s_bag/export"
     config.scorer.midpoint = 1.0
     config.scorer.slope = 4.0
-    # The paper's scorer: --config.scorer.name=two_stream --config.scorer.export_dir=CLS_WORKDIR/export
-    # (a classifier trained by launch.train_classifier on this autoencoder's reconstructions).
-    config.scorer.export_dir = ""
 
     # sqlite: the --db file. postgres: one store shared by several servers (one per GPU behind a
     # load balancer; THREAT_MODEL.md), e.g. --config.store.kind=postgres

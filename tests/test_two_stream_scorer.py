@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from configs import serve as serve_config
 from ppvad_jax.models import classic_detector, two_stream
 from ppvad_jax.serving import scorer as scorer_registry
 from ppvad_jax.serving import two_stream_scorer  # noqa: F401  (registers "two_stream")
@@ -73,5 +74,13 @@ def test_scores_equal_the_training_path(export_dir):
 
 
 def test_a_missing_export_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="holds no exported classifier"):
+    with pytest.raises(FileNotFoundError, match="holds no exported classifier.*scorer.name=motion_energy"):
         scorer_registry.make_scorer(two_stream_config(tmp_path))
+
+
+def test_the_paper_scorer_is_the_default_and_runlocal_uses_motion_energy():
+    full, local = serve_config.get_config(), serve_config.get_config("runlocal=True")
+    assert (full.scorer.name, full.scorer.export_dir) == ("two_stream", "runs/cls_2s_bag/export")
+    assert local.scorer.name == "motion_energy"
+    with pytest.raises(FileNotFoundError, match="export_dir"):
+        scorer_registry.make_scorer(ml_collections.ConfigDict({**full.scorer, "export_dir": ""}))

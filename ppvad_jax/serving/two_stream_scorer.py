@@ -25,7 +25,16 @@ class TwoStreamScorer:
     name = "two_stream"
 
     def __init__(self, export_dir):
-        self.model, self.variables, self.spec = two_stream.load_export(export_dir)
+        fix = (
+            "point --config.scorer.export_dir at WORKDIR/export of launch.train_classifier, or serve "
+            "without a classifier with --config.scorer.name=motion_energy"
+        )
+        if not export_dir:
+            raise FileNotFoundError(f"scorer two_stream has no export_dir: {fix}")
+        try:
+            self.model, self.variables, self.spec = two_stream.load_export(export_dir)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"scorer two_stream: {e}; {fix}") from e
         d = self.spec["detector"]
         self.detector = (
             bag_backends.make(d["backend"], model_dir=d["model_dir"], conf_threshold=d["conf_threshold"])

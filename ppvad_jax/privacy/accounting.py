@@ -81,13 +81,14 @@ def epsilon_rdp(params):
     if params.noise_multiplier == 0:
         return math.inf, None
     accountant = dp_accounting.rdp.RdpAccountant(list(RDP_ORDERS))
-    accountant.compose(dp_event(params))
-    # dp_accounting logs a warning for every fractional order whose series does not converge
-    # (it then skips that order, which only loosens the bound); keep the console readable.
+    # dp_accounting logs a warning for every fractional order whose series does not converge,
+    # while composing (it then skips that order, which only loosens the bound: epsilon is a
+    # minimum over orders); dozens of lines per call drowned the demo's console.
     absl_logger = std_logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(std_logging.ERROR)
     try:
+        accountant.compose(dp_event(params))
         eps, order = accountant.get_epsilon_and_optimal_order(params.delta)
     finally:
         absl_logger.setLevel(level)

@@ -56,6 +56,12 @@ _SWEEP_OPTIMIZERS = flags.DEFINE_list(
     "sweep_optimizers", ["adam", "dpadam"], "Optimizers of the sweep stage."
 )
 _SWEEP_STEPS = flags.DEFINE_integer("sweep_steps", 30, "Autoencoder steps per sweep point.")
+_RESNET_WEIGHTS = flags.DEFINE_string(
+    "resnet_weights",
+    "",
+    "Directory of converted ImageNet ResNet-50 weights (python -m launch.convert_weights "
+    "--from=torchvision ...) for the classifier's backbones; empty: random initialisation, said loudly.",
+)
 _PHASE2_STEPS = flags.DEFINE_integer(
     "phase2_steps", 0, "Classifier phase-2 (whole network) steps; 0 skips it (ResNet-50 backprop on a CPU)."
 )
@@ -122,8 +128,17 @@ def train_classifier(workdir, dataset_dir, ae_dir):
     config.autoencoder_workdir = str(ae_dir) if ae_dir else ""
     config.phase2.enabled = _PHASE2_STEPS.value > 0
     config.phase2.max_steps_per_epoch = _PHASE2_STEPS.value
+    if _RESNET_WEIGHTS.value:  # the paper's setting: ImageNet features, frozen BatchNorm, no rescaling
+        config.backbone.pretrained = _RESNET_WEIGHTS.value
+        config.backbone.norm = "frozen_bn"
+        config.standardize_features = False
+    backbones = (
+        f"ImageNet backbones from {_RESNET_WEIGHTS.value}"
+        if _RESNET_WEIGHTS.value
+        else "random-init backbones"
+    )
     cls_dir = workdir / "classifier_2s_bag"
-    print(f"[5/6] classifier: 2S-bag (runlocal, random-init backbones, classic detector) -> {cls_dir}")
+    print(f"[5/6] classifier: 2S-bag (runlocal, {backbones}, classic detector) -> {cls_dir}")
     metrics = classifier.train_and_evaluate(config, cls_dir)
     report = anomaly_report.write_report(cls_dir)
     # The baseline sees the same test frames: total motion in the flow between reconstructions.
@@ -224,9 +239,13 @@ def write_report(
             f"above), classic OpenCV bag of objects, {m['steps']} steps, optimizer {m['optimizer']} "
             "(not private: its epsilon is not defined).",
             "",
-            "**The ResNet-50 backbones are randomly initialised** (`backbone_random_init: "
-            f"{m['backbone_random_init']}`): ImageNet weights cannot be downloaded here. Convert "
-            "torchvision's with `python -m launch.convert_weights` for the paper's setting.",
+            (
+                "**The ResNet-50 backbones are randomly initialised** (`backbone_random_init: True`): "
+                "ImageNet weights cannot be downloaded here. Convert torchvision's with `python -m "
+                "launch.convert_weights` and pass `--resnet_weights=DIR` for the paper's setting."
+                if m["backbone_random_init"]
+                else f"ResNet-50 backbones: ImageNet weights from `{_RESNET_WEIGHTS.value}`."
+            ),
             "",
             f"| | FL-AUC | VL-F1 |\n|---|---|---|\n| 2S-bag | {auc} | {r['vl_f1']:.3f} |\n"
             f"| motion energy, same test frames | {base} | |",

@@ -87,7 +87,7 @@ def test_an_alert_is_extended_and_closed_in_place(open_new):
 def test_a_failed_commit_writes_nothing(open_new):
     store = open_new()
     state, results, alerts = _tick(5)
-    bad = dataclasses.replace(alerts[0], camera_id=None)  # NOT NULL: fails after the frame rows went in
+    bad = dataclasses.replace(alerts[0], peak_score=None)  # NOT NULL: fails after the frame rows went in
     with pytest.raises(Exception, match="(?i)null"):
         store.commit_tick(results, [state], [bad])
     assert store.frame_results() == [] and store.list_alerts() == [] and store.load_states() == {}
@@ -113,6 +113,25 @@ def test_old_frame_results_are_pruned_but_alerts_stay(open_new):
     store.commit_tick(results[:3], [state], alerts)
     store.commit_tick(results[3:], [state], [])  # second tick prunes everything older than now
     assert len(store.frame_results()) <= 2 and len(store.list_alerts()) == 1
+    store.close()
+
+
+def test_a_claim_fences_the_previous_owner_out_of_that_camera_only(open_new):
+    store = open_new()
+    state, results, alerts = _tick(5)
+    assert store.claim("cam1", "server-a") is None  # nothing committed yet
+    assert store.commit_tick(results, [state], alerts, owner="server-a") == set()
+    assert store.claim("cam1", "server-b") == state  # the new owner reads the committed state
+    assert store.owners()["cam1"] == ("server-b", 2)
+    later, more, more_alerts = _tick(3, start=5, state=state)
+    other, other_results, _ = _tick(2, camera="cam2")
+    moved = store.commit_tick(more + other_results, [later, other], more_alerts, owner="server-a")
+    assert moved == {"cam1"}
+    assert store.load_states()["cam1"] == state  # server-a's stale write of cam1 did not land
+    assert store.lookup_result("cam1", "r", 5) is None
+    assert len(store.frame_results("cam2")) == 2  # its unclaimed camera in the same tick did
+    assert store.commit_tick(more, [later], more_alerts, owner="server-b") == set()
+    assert store.load_states()["cam1"] == later
     store.close()
 
 

@@ -142,6 +142,10 @@ class _Session:
     def __init__(self):
         self.responses = []
         self.done = threading.Condition()
+        self.closed = False
+
+    def close(self, *, shutting_down=False):
+        self.closed = shutting_down
 
     def deliver(self, response):
         with self.done:
@@ -302,3 +306,29 @@ def test_a_camera_moved_to_another_server_continues_its_sas_and_alert(tmp_path, 
     assert before["alert"]["event"] in ("opened", "extended") and after["alert"]["event"] == "extended"
     assert after["alert"]["id"] == before["alert"]["id"]
     assert len([x for x in a.store.list_alerts() if x.camera_id == "cam-moved"]) == 1
+
+
+def test_a_stale_server_cannot_write_a_camera_another_server_claimed(tmp_path, postgres_server):
+    """Fencing: A still holds the camera's stream when B claims it (a partition, a slow drain).
+    A's next frame is not written: it is answered shutting_down (the camera keeps it and
+    resends it after reconnecting) and A closes the stream; B's state is untouched."""
+    store_a, store_b = (alert_store.PostgresAlertStore(postgres_server) for _ in range(2))
+    a = _engine(tmp_path, _RecordingScorer(), store_a, max_batch=1)
+    b = _engine(tmp_path, _RecordingScorer(), store_b, max_batch=1)
+    on_a, on_b = _Session(), _Session()
+    a.claim("cam-stale")
+    assert a.submit(_request(on_a, "cam-stale", 0, 10)) is None
+    on_a.wait(1)
+    b.claim("cam-stale")
+    assert b.submit(_request(on_b, "cam-stale", 1, 10)) is None
+    on_b.wait(1)
+    assert a.submit(_request(on_a, "cam-stale", 2, 10)) is None  # A has not noticed
+    on_a.wait(2)
+    a.close()
+    b.close()
+    stale = on_a.responses[1]
+    assert stale["status"] == "shutting_down" and "another server" in stale["message"] and on_a.closed
+    assert a.stats["moved"] == 1
+    state = store_b.load_states(["cam-stale"])["cam-stale"]
+    assert state.last_frame_index == 1 and state.accumulator == on_b.responses[0]["accumulator"]
+    assert store_b.lookup_result("cam-stale", "r1", 2) is None

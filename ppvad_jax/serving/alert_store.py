@@ -28,10 +28,16 @@ speak) over the same three tables, and pass the same tests
   server process per GPU behind a load balancer. Each tick is one transaction
   committed with PostgreSQL's default ``synchronous_commit=on`` (durable on the
   database server before the camera is answered). The driver is pg8000 (pure
-  Python, no libpq). What it does not do: fence a stale server. Cameras are
-  pinned to one server by camera id at the load balancer (README, "Past one
-  machine"); if two servers ever scored the same camera at once, the later
-  commit of its SAS state would win.
+  Python, no libpq).
+
+Fencing (both stores): when a camera's stream opens, its server ``claim``s it
+(``camera_owner``: owner and an epoch bumped on every claim) and reads its
+state in the same transaction. Every ``commit_tick`` re-reads the owners of the
+tick's cameras inside its transaction (``FOR UPDATE`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE`` already excludes other writers) and writes nothing for a
+camera claimed by another server since: a stale server (partitioned, still
+draining) cannot overwrite the SAS state or alerts of the server the load
+balancer moved the camera to. Cost: one indexed read per tick.
 """
 
 import os
@@ -62,6 +68,8 @@ CREATE TABLE IF NOT EXISTS frame_results (
   confidence {real} NOT NULL, accumulator {real} NOT NULL, score {real} NOT NULL,
   alert_id TEXT, alert_event TEXT, committed_at {real} NOT NULL,
   UNIQUE (camera_id, run_id, frame_index));
+CREATE TABLE IF NOT EXISTS camera_owner (
+  camera_id TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch BIGINT NOT NULL, claimed_at {real} NOT NULL);
 """
 
 _ALERT_COLUMNS = (
@@ -78,6 +86,11 @@ _UPSERT_ALERTS = (
     f"INSERT INTO alerts ({_ALERT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (alert_id) DO UPDATE SET end_frame=excluded.end_frame, end_time=excluded.end_time, "
     "peak_score=excluded.peak_score, is_open=excluded.is_open, updated_at=excluded.updated_at"
+)
+_CLAIM = (
+    "INSERT INTO camera_owner (camera_id, owner, epoch, claimed_at) VALUES (?, ?, 1, ?) "
+    "ON CONFLICT (camera_id) DO UPDATE SET owner=excluded.owner, epoch=camera_owner.epoch + 1, "
+    "claimed_at=excluded.claimed_at"
 )
 _UPSERT_STATES = (
     "INSERT INTO camera_state (camera_id, accumulator, run_id, last_frame_index, last_time, "
@@ -97,8 +110,18 @@ class AlertStore(Protocol):
     def lookup_result(self, camera_id: str, run_id: str, frame_index: int) -> FrameResult | None:
         """The committed result of one frame, if it was processed (and not pruned)."""
 
-    def commit_tick(self, results: list[FrameResult], states: list[CameraState], alerts: list[Alert]) -> None:
-        """Writes all of it in one transaction; returns only once it is durable."""
+    def claim(self, camera_id: str, owner: str) -> CameraState | None:
+        """Makes ``owner`` (one server) the camera's writer and returns its committed state."""
+
+    def commit_tick(
+        self,
+        results: list[FrameResult],
+        states: list[CameraState],
+        alerts: list[Alert],
+        owner: str | None = None,
+    ) -> set[str]:
+        """Writes all of it in one transaction; returns only once it is durable. With ``owner``,
+        rows of cameras another server has claimed since are not written: their ids are returned."""
 
     def list_alerts(self, camera_id: str | None = None) -> list[Alert]:
         """Alerts by start time, open and closed."""
@@ -170,39 +193,62 @@ class _SqlAlertStore:
         )
         return FrameResult(*rows[0]) if rows else None
 
-    def commit_tick(self, results, states, alerts):
-        now = time.time()
-        # Rows are built before the transaction opens, so a bad item fails with nothing written.
-        rows = [
-            (
-                _INSERT_RESULTS,
-                [
-                    (r.camera_id, r.run_id, r.frame_index, r.timestamp, r.confidence, r.accumulator)
-                    + (r.score, r.alert_id, r.alert_event, now)
-                    for r in results
-                ],
-            ),
-            (
-                _UPSERT_ALERTS,
-                [
-                    (a.alert_id, a.camera_id, a.run_id, a.start_frame, a.start_time, a.end_frame)
-                    + (a.end_time, a.peak_score, int(a.is_open), now)
-                    for a in alerts
-                ],
-            ),
-            (
-                _UPSERT_STATES,
-                [
-                    (s.camera_id, s.accumulator, s.run_id, s.last_frame_index, s.last_time)
-                    + (s.open_alert.alert_id if s.open_alert else None, now)
-                    for s in states
-                ],
-            ),
-        ]
+    _for_update = ""  # SQLite: BEGIN IMMEDIATE already holds the write lock
+
+    def claim(self, camera_id, owner):
         with self._lock:
             self._run(self._begin)
             try:
-                for sql, values in rows:
+                self._run(_CLAIM, (camera_id, owner, time.time()))
+                self._run("COMMIT")
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+        return self.load_states([camera_id]).get(camera_id)
+
+    def owners(self):
+        """``{camera_id: (owner, epoch)}`` of every claimed camera."""
+        return {c: (o, e) for c, o, e in self._rows("SELECT camera_id, owner, epoch FROM camera_owner")}
+
+    def _moved(self, cameras, owner):
+        """Cameras among these that another owner has claimed (read inside the transaction)."""
+        if owner is None or not cameras:
+            return set()
+        rows = self._run(
+            f"SELECT camera_id, owner FROM camera_owner WHERE camera_id IN ({', '.join('?' * len(cameras))})"
+            + self._for_update,
+            tuple(cameras),
+        ).fetchall()
+        return {camera for camera, holder in rows if holder != owner}
+
+    def commit_tick(self, results, states, alerts, owner=None):
+        now = time.time()
+        # (camera, row) pairs are built before the transaction opens, so a bad item fails with
+        # nothing written.
+        rows = {
+            _INSERT_RESULTS: [
+                (r.camera_id, (r.camera_id, r.run_id, r.frame_index, r.timestamp, r.confidence)
+                 + (r.accumulator, r.score, r.alert_id, r.alert_event, now))
+                for r in results
+            ],
+            _UPSERT_ALERTS: [
+                (a.camera_id, (a.alert_id, a.camera_id, a.run_id, a.start_frame, a.start_time)
+                 + (a.end_frame, a.end_time, a.peak_score, int(a.is_open), now))
+                for a in alerts
+            ],
+            _UPSERT_STATES: [
+                (s.camera_id, (s.camera_id, s.accumulator, s.run_id, s.last_frame_index, s.last_time)
+                 + (s.open_alert.alert_id if s.open_alert else None, now))
+                for s in states
+            ],
+        }  # fmt: skip
+        cameras = sorted({camera for pairs in rows.values() for camera, _ in pairs})
+        with self._lock:
+            self._run(self._begin)
+            try:
+                moved = self._moved(cameras, owner)
+                for sql, pairs in rows.items():
+                    values = [row for camera, row in pairs if camera not in moved]
                     if values:
                         self._db.cursor().executemany(sql.replace("?", self._placeholder), values)
                 self._ticks += 1
@@ -214,6 +260,7 @@ class _SqlAlertStore:
             except BaseException:
                 self._run("ROLLBACK")
                 raise
+        return moved
 
     def list_alerts(self, camera_id=None):
         query, args = _where_camera(f"SELECT {_ALERT_COLUMNS} FROM alerts", camera_id)
@@ -271,6 +318,7 @@ class PostgresAlertStore(_SqlAlertStore):
     """``AlertStore`` in a PostgreSQL database shared by several servers. See the module docstring."""
 
     _placeholder = "%s"
+    _for_update = " FOR UPDATE"  # a concurrent claim waits for this tick, or this tick for it
 
     def __init__(self, dsn, *, keep_results_s=3600.0, prune_every=200, timeout_s=10.0):
         try:

@@ -37,8 +37,11 @@ import collections
 import concurrent.futures
 import dataclasses
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 
 import numpy as np
 
@@ -102,7 +105,9 @@ def _result_response(status, result, *, alert=None, latency_ms=None, batch=None)
 class Engine:
     """Owns the queue, the tick thread, the per-camera state and the store writes."""
 
-    def __init__(self, *, decoder, scorer, store, sas_params, options=EngineOptions()):
+    def __init__(self, *, decoder, scorer, store, sas_params, options=EngineOptions(), owner=None):
+        # This server's name in the store's camera_owner table (fencing; alert_store.py).
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.decoder = decoder
         self.scorer = scorer
         self.store = store
@@ -151,13 +156,16 @@ class Engine:
         return None
 
     def claim(self, camera_id):
-        """A camera's stream opened here: re-read its committed state before scoring its frames.
+        """A camera's stream opened here: claim it in the store and re-read its committed state
+        before scoring its frames.
 
         With one server this reads back what is already in memory. With a shared store
         (PostgreSQL, several servers) the camera may have been scored by another server since
         this one started (its server went down, the load balancer moved it): its SAS
-        accumulator and open alert continue from there, not from this server's stale copy.
-        Costs one store read per stream opened."""
+        accumulator and open alert continue from there, not from this server's stale copy. The
+        claim also fences the server it came from: that one's later commits for this camera are
+        refused, its frames answered "shutting_down" and its stream closed, so the camera
+        reconnects and resends them here. Costs one store write and read per stream opened."""
         with self._cond:
             self._reload.add(camera_id)
 
@@ -223,7 +231,11 @@ class Engine:
         with self._cond:
             reload, self._reload = self._reload, set()
         if reload:
-            refreshed = self.store.load_states(sorted(reload))
+            refreshed = {}
+            for camera in sorted(reload):
+                state = self.store.claim(camera, self.owner)
+                if state is not None:
+                    refreshed[camera] = state
             with self._cond:
                 self._states = {**self._states, **refreshed}
         latest = {c: (s.run_id, s.last_frame_index) for c, s in self._states.items()}
@@ -332,7 +344,9 @@ class Engine:
                 alerts[alert.alert_id] = alert  # the last version of an alert touched twice in a tick
         touched = {r.message.camera_id for r in fresh}
         try:
-            self.store.commit_tick(results, [states[c] for c in sorted(touched)], list(alerts.values()))
+            moved = self.store.commit_tick(
+                results, [states[c] for c in sorted(touched)], list(alerts.values()), owner=self.owner
+            )
         except Exception as e:
             log.exception("store commit failed")
             return [
@@ -341,6 +355,12 @@ class Engine:
             ]
         t_commit = time.monotonic()
 
+        for camera in moved:  # claimed by another server since: nothing of it was written
+            log.warning("camera %s was claimed by another server; closing its stream here", camera)
+            for table, before in ((states, self._states), (previous, self._previous)):
+                table.pop(camera, None)
+                if camera in before:
+                    table[camera] = before[camera]
         with self._cond:
             self._states = states
         self._previous = previous
@@ -355,6 +375,17 @@ class Engine:
         now = time.monotonic()
         out = []
         for request, result in zip(fresh, results, strict=True):
+            if result.camera_id in moved:
+                # Not final for the camera: the frame stays in its window and is resent after it
+                # reconnects (through the load balancer, to the server that claimed it).
+                self.stats["moved"] += 1
+                out.append((request, wire.make_response(
+                    "shutting_down", camera_id=result.camera_id, run_id=result.run_id,
+                    frame_index=result.frame_index,
+                    message="this camera is now served by another server: reconnect and resend",
+                )))  # fmt: skip
+                request.session.close(shutting_down=True)
+                continue
             alert = alerts.get(result.alert_id) if result.alert_id else None
             out.append(
                 (request, _result_response(

@@ -24,6 +24,9 @@ import tempfile
 import threading
 import time
 
+# The simulated cameras encode on the CPU, as cameras do; the server, a child process, gets the
+# platforms this process was started with (on a GPU machine it must not inherit "cpu").
+_SERVER_PLATFORMS = os.environ.get("JAX_PLATFORMS")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import cv2  # noqa: E402
@@ -104,17 +107,27 @@ def main(argv):
         raise app.UsageError(f"no video matches {_VIDEOS.value!r} (python -m launch.make_synthetic)")
     n = int(min(_MAX_FRAMES.value, _SECONDS.value * _FPS.value))
     encoder = camera_encoder.CameraEncoder(_EXPORT.value, quantize=_QUANTIZE.value)
-    clips = {cam: _clip(videos[i % len(videos)], encoder, n) for i, cam in enumerate(cameras)}
-    latents = {
-        cam: [encoder.encode(f, frame_index=i) for i, f in enumerate(frames)] for cam, frames in clips.items()
+    # Cameras beyond the number of videos replay a video another camera has: each video is read
+    # and encoded once (32 cameras would otherwise encode 32 x n frames on the CPU first).
+    sources = [videos[i % len(videos)] for i in range(len(cameras))]
+    clips = {path: _clip(path, encoder, n) for path in dict.fromkeys(sources)}
+    encoded = {
+        path: [encoder.encode(f, frame_index=i) for i, f in enumerate(frames)]
+        for path, frames in clips.items()
     }
-    wire_sizes = _bytes_per_frame(encoder, clips[cameras[0]])
+    latents = {cam: encoded[path] for cam, path in zip(cameras, sources, strict=True)}
+    wire_sizes = _bytes_per_frame(encoder, clips[sources[0]])
 
+    server_env = server_process.child_env()
+    server_env.pop("JAX_PLATFORMS")
+    if _SERVER_PLATFORMS is not None:
+        server_env["JAX_PLATFORMS"] = _SERVER_PLATFORMS
     server = server_process.ServerProcess(
         certs_dir=os.path.join(workdir, "certs"),
         db=os.path.join(workdir, "alerts.sqlite"),
         config_flags=["--config=configs/serve.py:runlocal=True", f"--config.ae_export={_EXPORT.value}"]
         + _SERVER_FLAGS.value,
+        env=server_env,
     )
     try:
         clients = {
@@ -146,6 +159,7 @@ def main(argv):
     dropped += int(sum(c.stats["dropped_window"] for c in clients.values()))
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "server_devices": server.listening.get("devices"),
         "cameras": len(cameras),
         "fps_per_camera": _FPS.value,
         "frame_shape": list(encoder.frame_shape),

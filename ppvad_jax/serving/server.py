@@ -12,6 +12,8 @@ import logging
 import threading
 import time
 
+import jax
+
 from ppvad_jax.serving import (
     alert_store,
     camera_state,
@@ -102,6 +104,7 @@ class AnalysisServer:
             "frame_shape": list(self.decoder.frame_shape),
             "buckets": list(self.decoder.buckets),
             "scorer": self.scorer.name,
+            "devices": [str(d) for d in jax.devices()],  # where the decoder and scorer run
             "cameras": list(self.service.options.known_cameras),
             "restored_cameras": sorted(self.store.load_states()),
         }

@@ -5,12 +5,11 @@ import pathlib
 import queue
 
 import grpc
-import jax
 import numpy as np
 
 from configs import serve as serve_config
 from ppvad_jax.data import video_io
-from ppvad_jax.models import autoencoder, autoencoder_io
+from ppvad_jax.models import autoencoder_io
 from ppvad_jax.serving import server_process as server_process_lib
 from ppvad_jax.serving import service, wire
 
@@ -21,20 +20,8 @@ TINY_SIZE = (64, 96)
 
 def make_tiny_export(out_dir):
     """A random-init narrow autoencoder at 64x96 (latent 8x12x4), exported like a trained one."""
-    model = autoencoder.Autoencoder(features=TINY_FEATURES)
-    # Shapes by abstract evaluation, values from numpy: running flax's init on XLA CPU compiles
-    # every initializer and costs about a minute on the 2-core machine; this costs milliseconds.
-    shapes = jax.eval_shape(model.init, jax.random.key(0), np.zeros((1, *TINY_SIZE, 3), np.float32))["params"]
-    rng = np.random.default_rng(0)
-
-    def init(path, leaf):
-        if path[-1].key == "bias":
-            return np.zeros(leaf.shape, np.float32)
-        fan_in = int(np.prod(leaf.shape[:-1]))  # HWIO kernels: lecun normal
-        return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
-
-    params = jax.tree_util.tree_map_with_path(init, shapes)
     height, width = TINY_SIZE
+    params = autoencoder_io.random_params(height=height, width=width, features=TINY_FEATURES)
     return autoencoder_io.export(out_dir, params, height=height, width=width, features=TINY_FEATURES)
 
 

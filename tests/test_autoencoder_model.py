@@ -1,3 +1,8 @@
+import json
+import pathlib
+import subprocess
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -58,3 +63,24 @@ def test_exported_halves_reproduce_the_whole(tmp_path):
     np.testing.assert_allclose(decode(latent), model.apply({"params": params}, frames), rtol=1e-6, atol=1e-6)
     with pytest.raises(FileNotFoundError, match="train an autoencoder"):
         autoencoder_io.load_encoder(tmp_path / "nothing")
+
+
+def test_an_untrained_export_has_the_paper_shapes_and_says_it_is_untrained(tmp_path):
+    """launch.export_random_autoencoder (serving throughput tests): paper-size halves that load
+    like a trained export, a spec marked untrained, and sizes the encoder cannot take refused."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "launch.export_random_autoencoder", f"--out_dir={tmp_path / 'ae'}"]
+    run = subprocess.run(
+        [*cmd, "--height=48", "--width=64"], capture_output=True, text=True, cwd=root, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    spec = json.loads((tmp_path / "ae" / "spec.json").read_text())
+    assert "untrained" in spec and spec["latent_shape"] == [6, 8, autoencoder.ENCODER_FEATURES[-1]]
+    decode, _ = autoencoder_io.load_decoder(tmp_path / "ae")
+    assert decode(jnp.zeros((1, 6, 8, 16))).shape == (1, 48, 64, 3)
+    params = autoencoder_io.random_params(height=48, width=64)
+    kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params) if path[-1].key == "kernel"]
+    for k in kernels:  # LeCun normal: std 1/sqrt(fan_in)
+        assert abs(float(np.std(k)) * np.sqrt(np.prod(k.shape[:-1])) - 1) < 0.2
+    bad = subprocess.run([*cmd, "--height=50"], capture_output=True, text=True, cwd=root, timeout=120)
+    assert bad.returncode != 0 and "--height=50 must be a positive multiple of 8" in bad.stderr

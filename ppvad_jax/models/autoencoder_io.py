@@ -10,8 +10,30 @@ import pathlib
 import flax.serialization
 import jax
 import jax.numpy as jnp
+import numpy as np
+from absl import logging
 
 from ppvad_jax.models import autoencoder
+
+
+def random_params(*, height, width, features=autoencoder.ENCODER_FEATURES, seed=0):
+    """Untrained parameters (LeCun-normal kernels, zero biases) for throughput tests and fixtures.
+
+    Shapes by abstract evaluation, values from numpy: flax's ``init`` on XLA CPU compiles every
+    initializer (about a minute on a 2-core machine); this takes milliseconds. Its
+    reconstructions are noise: never serve or evaluate it as a model.
+    """
+    model = autoencoder.Autoencoder(features=tuple(features))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), np.zeros((1, height, width, 3), np.float32))
+    rng = np.random.default_rng(seed)
+
+    def init(path, leaf):
+        if path[-1].key == "bias":
+            return np.zeros(leaf.shape, np.float32)
+        fan_in = int(np.prod(leaf.shape[:-1]))  # HWIO kernels
+        return (rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(init, shapes["params"])
 
 
 def export(out_dir, params, *, height, width, features=autoencoder.ENCODER_FEATURES):
@@ -40,7 +62,10 @@ def _spec(export_dir):
         raise FileNotFoundError(
             f"{path} not found: train an autoencoder (python -m launch.train_autoencoder)"
         )
-    return json.loads(path.read_text())
+    spec = json.loads(path.read_text())
+    if "untrained" in spec:
+        logging.warning("autoencoder %s is UNTRAINED (%s)", export_dir, spec["untrained"])
+    return spec
 
 
 def _load(path, module, example):

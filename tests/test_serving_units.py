@@ -143,9 +143,11 @@ class _Session:
         self.responses = []
         self.done = threading.Condition()
         self.closed = False
+        self.closed_after = None  # how many responses had been delivered when it was closed
 
     def close(self, *, shutting_down=False):
         self.closed = shutting_down
+        self.closed_after = len(self.responses)
 
     def deliver(self, response):
         with self.done:
@@ -328,7 +330,33 @@ def test_a_stale_server_cannot_write_a_camera_another_server_claimed(tmp_path, p
     b.close()
     stale = on_a.responses[1]
     assert stale["status"] == "shutting_down" and "another server" in stale["message"] and on_a.closed
+    assert on_a.closed_after == 2  # closed after the answer went out, not before
     assert a.stats["moved"] == 1
     state = store_b.load_states(["cam-stale"])["cam-stale"]
     assert state.last_frame_index == 1 and state.accumulator == on_b.responses[0]["accumulator"]
     assert store_b.lookup_result("cam-stale", "r1", 2) is None
+
+
+def test_a_claim_that_fails_is_retried_before_the_next_tick(tmp_path):
+    class FlakyStore(alert_store.SqliteAlertStore):
+        failures = 1
+
+        def claim(self, camera_id, owner):
+            if self.failures:
+                self.failures -= 1
+                raise OSError("store unreachable")
+            return super().claim(camera_id, owner)
+
+    store = FlakyStore(tmp_path / "a.sqlite", synchronous="NORMAL")
+    eng = _engine(tmp_path, _RecordingScorer(), store, max_batch=1)
+    session = _Session()
+    eng.claim("cam1")
+    assert eng.submit(_request(session, "cam1", 0, 10)) is None
+    session.wait(1)
+    assert (
+        session.responses[0]["code"] == "internal" and "store unreachable" in session.responses[0]["message"]
+    )
+    assert eng.submit(_request(session, "cam1", 1, 10)) is None
+    session.wait(2)
+    eng.close()
+    assert session.responses[1]["status"] == "ok" and store.owners()["cam1"][0] == eng.owner

@@ -115,6 +115,7 @@ class Engine:
         self.options = options
         self._states = store.load_states()  # camera -> CameraState, as last committed
         self._reload = set()  # cameras whose state is re-read from the store before the next tick
+        self._moved_sessions = []  # tick thread only: streams to close once answered
         self._previous = {}  # camera -> _Previous (in memory: a restarted server starts with zero flow)
         self._queue = collections.deque()
         self._pending = collections.Counter()
@@ -232,12 +233,18 @@ class Engine:
             reload, self._reload = self._reload, set()
         if reload:
             refreshed = {}
-            for camera in sorted(reload):
-                state = self.store.claim(camera, self.owner)
-                if state is not None:
-                    refreshed[camera] = state
-            with self._cond:
-                self._states = {**self._states, **refreshed}
+            try:
+                for camera in sorted(reload):
+                    state = self.store.claim(camera, self.owner)
+                    if state is not None:
+                        refreshed[camera] = state
+            except Exception:  # the store is down: claim again before the next tick
+                with self._cond:
+                    self._reload |= reload - set(refreshed)
+                raise
+            finally:
+                with self._cond:
+                    self._states = {**self._states, **refreshed}
         latest = {c: (s.run_id, s.last_frame_index) for c, s in self._states.items()}
         fresh, fresh_keys, duplicates = [], set(), []
         answers = []  # (request, response), all sent after the commit
@@ -287,6 +294,10 @@ class Engine:
                 )
         for request, response in answers:
             self._answer(request, response)
+        # Streams of cameras another server claimed: closed after their answers went out.
+        sessions, self._moved_sessions = self._moved_sessions, []
+        for session in sessions:
+            session.close(shutting_down=True)
 
     def _score_and_commit(self, fresh):
         t0 = time.monotonic()
@@ -384,7 +395,7 @@ class Engine:
                     frame_index=result.frame_index,
                     message="this camera is now served by another server: reconnect and resend",
                 )))  # fmt: skip
-                request.session.close(shutting_down=True)
+                self._moved_sessions.append(request.session)
                 continue
             alert = alerts.get(result.alert_id) if result.alert_id else None
             out.append(

@@ -34,7 +34,7 @@ from ppvad_jax.data import autoencoder_data, contact_sheet
 from ppvad_jax.evaluation import image_quality
 from ppvad_jax.models import autoencoder, autoencoder_io
 from ppvad_jax.privacy import accounting, batch_selection, dp_gradient, per_example
-from ppvad_jax.training import optimizers
+from ppvad_jax.training import optimizers, sharded_step
 
 # --- State ------------------------------------------------------------------------------------
 
@@ -185,22 +185,7 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
         metrics["grad_norm"] = optax.tree.norm(grads)
         return TrainState(state.step + 1, params, opt_state), metrics
 
-    replicated = NamedSharding(mesh, P())
-    data = NamedSharding(mesh, P("data"))
-    jitted = jax.jit(
-        train_step,
-        in_shardings=(replicated, data, data, replicated),
-        out_shardings=(replicated, replicated),
-        donate_argnums=(0,),
-    )
-    # sigma is an argument, not a constant folded into the program: every noise level of a
-    # sweep (and sigma = 0) runs the same compiled step, a persistent-cache hit after the first.
-    noise_multiplier = jax.device_put(jnp.float32(config.dp.noise_multiplier), replicated)
-
-    def step(state, batch, is_padding):
-        return jitted(state, batch, is_padding, noise_multiplier)
-
-    return step
+    return sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
 
 
 def make_eval_step(model, mesh):

@@ -47,7 +47,7 @@ from jax.sharding import PartitionSpec as P
 from ppvad_jax.data import ucf_layout
 from ppvad_jax.models import bag_backends, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, batch_selection, dp_gradient
-from ppvad_jax.training import optimizers
+from ppvad_jax.training import optimizers, sharded_step
 from ppvad_jax.training.autoencoder import make_mesh, to_global
 
 NORMAL, SOFT, HARD = 0, 1, 2
@@ -136,21 +136,9 @@ def make_steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key,
         params = optax.apply_updates(state.params, updates)
         return TrainState(state.step + 1, params, opt_state), {"loss": loss}
 
+    train = sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
-    jitted = jax.jit(
-        train_step,
-        in_shardings=(replicated, data, data, replicated),
-        out_shardings=(replicated, replicated),
-        donate_argnums=(0,),
-    )
-    # sigma is an argument, as in the autoencoder's step: classifiers trained at several noise
-    # levels share one compiled program (a persistent-cache hit after the first).
-    noise_multiplier = jax.device_put(jnp.float32(config.dp.noise_multiplier), replicated)
-
-    def train(state, batch, is_padding):
-        return jitted(state, batch, is_padding, noise_multiplier)
-
     losses = jax.jit(
         lambda p, b: example_losses(p, b, train=False, rng=None), in_shardings=(replicated, data)
     )

@@ -15,7 +15,7 @@ pruned after ``keep_results_s`` (about 150 bytes a row: 10 FPS is 130 MB per
 camera-day; the default keeps one hour).
 
 Two implementations run the same SQL (``INSERT ... ON CONFLICT``, which both
-speak) over the same three tables, and pass the same tests
+speak) over the same four tables, and pass the same tests
 (tests/test_alert_store.py):
 
 - SQLite (the default, ``SqliteAlertStore``): one file, WAL journal, so
@@ -31,13 +31,14 @@ speak) over the same three tables, and pass the same tests
   Python, no libpq).
 
 Fencing (both stores): when a camera's stream opens, its server ``claim``s it
-(``camera_owner``: owner and an epoch bumped on every claim) and reads its
-state in the same transaction. Every ``commit_tick`` re-reads the owners of the
-tick's cameras inside its transaction (``FOR UPDATE`` on PostgreSQL; SQLite's
-``BEGIN IMMEDIATE`` already excludes other writers) and writes nothing for a
-camera claimed by another server since: a stale server (partitioned, still
-draining) cannot overwrite the SAS state or alerts of the server the load
-balancer moved the camera to. Cost: one indexed read per tick.
+(``camera_owner``: owner and an epoch bumped on every claim), then reads its
+state, which no other server can change once the claim has committed. Every
+``commit_tick`` re-reads the owners of the tick's cameras inside its
+transaction (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+already excludes other writers) and writes nothing for a camera claimed by
+another server since: a stale server (partitioned, still draining) cannot
+overwrite the SAS state or alerts of the server the load balancer moved the
+camera to. Cost: one indexed read per tick.
 """
 
 import os

@@ -39,18 +39,22 @@ def _tick(n, *, camera="cam1", start=0, state=None, run_id="r", confidence=1.0):
     return state, results, list(alerts.values())
 
 
+def _new_database(server_dsn):
+    """DSN of a fresh, empty database on the test server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = alert_store.PostgresAlertStore(server_dsn)
+    admin._run(f"CREATE DATABASE {name}")
+    admin.close()
+    return server_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def open_new(request, tmp_path):
     """``open_new()`` opens the test's store (again, on later calls): same file or database."""
     if request.param == "sqlite":
         yield lambda **kw: alert_store.SqliteAlertStore(tmp_path / "a.sqlite", **kw)
         return
-    server = request.getfixturevalue("postgres_server")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = alert_store.PostgresAlertStore(server)
-    admin._run(f"CREATE DATABASE {name}")
-    admin.close()
-    dsn = server.rsplit("/", 1)[0] + f"/{name}"
+    dsn = _new_database(request.getfixturevalue("postgres_server"))
     yield lambda **kw: alert_store.PostgresAlertStore(dsn, **kw)
 
 
@@ -167,10 +171,7 @@ def test_servers_sharing_one_postgres_see_each_others_alerts(postgres_server):
 
 
 def test_two_servers_starting_together_create_the_tables_once(postgres_server):
-    admin = alert_store.PostgresAlertStore(postgres_server)
-    admin._run("CREATE DATABASE race")
-    admin.close()
-    dsn = postgres_server.rsplit("/", 1)[0] + "/race"
+    dsn = _new_database(postgres_server)
     opened, errors = [], []
 
     def start():

@@ -41,6 +41,7 @@ overwrite the SAS state or alerts of the server the load balancer moved the
 camera to. Cost: one indexed read per tick.
 """
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -134,6 +135,11 @@ def _alert(row):
     return Alert(*row[:8], is_open=bool(row[8]))
 
 
+def _camera_in(cameras):
+    """`` AND camera_id IN (?, ...)`` for these cameras (bound as arguments, never inlined)."""
+    return f" AND camera_id IN ({', '.join('?' * len(cameras))})"
+
+
 def _where_camera(query, camera_id):
     return (query + " WHERE camera_id = ?", (camera_id,)) if camera_id is not None else (query, ())
 
@@ -144,6 +150,7 @@ class _SqlAlertStore:
 
     _placeholder = "?"
     _begin = "BEGIN"
+    _for_update = ""  # SQLite: BEGIN IMMEDIATE already holds the write lock
 
     def __init__(self, connection, *, keep_results_s, prune_every):
         self._lock = threading.Lock()
@@ -161,26 +168,33 @@ class _SqlAlertStore:
         with self._lock:
             return self._run(sql, args).fetchall()
 
-    def load_states(self, cameras=None):
-        where, args = "", ()
-        if cameras is not None:
-            where, args = f" WHERE camera_id IN ({', '.join('?' * len(cameras))})", tuple(cameras)
-            if not cameras:
-                return {}
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Holds the lock; commits on success, rolls back on any exception."""
         with self._lock:
-            self._run(self._begin)  # one snapshot for both reads
+            self._run(self._begin)
             try:
-                open_alerts = self._run(
-                    f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE is_open = 1" + where.replace("WHERE", "AND"),
-                    args,
-                ).fetchall()
-                rows = self._run(
-                    "SELECT camera_id, accumulator, run_id, last_frame_index, last_time, open_alert_id "
-                    "FROM camera_state" + where,
-                    args,
-                ).fetchall()
-            finally:
-                self._run("COMMIT")
+                yield
+                self._run("COMMIT")  # inside: a failed commit is rolled back too, never left open
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+
+    def load_states(self, cameras=None):
+        if cameras is not None and not cameras:
+            return {}
+        alerts_sql = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE is_open = 1"
+        states_sql = (
+            "SELECT camera_id, accumulator, run_id, last_frame_index, last_time, open_alert_id "
+            "FROM camera_state WHERE 1 = 1"
+        )
+        args = ()
+        if cameras is not None:
+            alerts_sql, states_sql = alerts_sql + _camera_in(cameras), states_sql + _camera_in(cameras)
+            args = tuple(cameras)
+        with self._transaction():  # one snapshot for both reads
+            open_alerts = self._run(alerts_sql, args).fetchall()
+            rows = self._run(states_sql, args).fetchall()
         alerts = {row[0]: _alert(row) for row in open_alerts}
         return {
             camera: CameraState(camera, accumulator, run_id, last_frame, last_time, alerts.get(alert_id))
@@ -194,17 +208,9 @@ class _SqlAlertStore:
         )
         return FrameResult(*rows[0]) if rows else None
 
-    _for_update = ""  # SQLite: BEGIN IMMEDIATE already holds the write lock
-
     def claim(self, camera_id, owner):
-        with self._lock:
-            self._run(self._begin)
-            try:
-                self._run(_CLAIM, (camera_id, owner, time.time()))
-                self._run("COMMIT")
-            except BaseException:
-                self._run("ROLLBACK")
-                raise
+        with self._transaction():
+            self._run(_CLAIM, (camera_id, owner, time.time()))
         return self.load_states([camera_id]).get(camera_id)
 
     def owners(self):
@@ -215,11 +221,8 @@ class _SqlAlertStore:
         """Cameras among these that another owner has claimed (read inside the transaction)."""
         if owner is None or not cameras:
             return set()
-        rows = self._run(
-            f"SELECT camera_id, owner FROM camera_owner WHERE camera_id IN ({', '.join('?' * len(cameras))})"
-            + self._for_update,
-            tuple(cameras),
-        ).fetchall()
+        sql = "SELECT camera_id, owner FROM camera_owner WHERE 1 = 1" + _camera_in(cameras) + self._for_update
+        rows = self._run(sql, tuple(cameras)).fetchall()
         return {camera for camera, holder in rows if holder != owner}
 
     def commit_tick(self, results, states, alerts, owner=None):
@@ -244,23 +247,15 @@ class _SqlAlertStore:
             ],
         }  # fmt: skip
         cameras = sorted({camera for pairs in rows.values() for camera, _ in pairs})
-        with self._lock:
-            self._run(self._begin)
-            try:
-                moved = self._moved(cameras, owner)
-                for sql, pairs in rows.items():
-                    values = [row for camera, row in pairs if camera not in moved]
-                    if values:
-                        self._db.cursor().executemany(sql.replace("?", self._placeholder), values)
-                self._ticks += 1
-                if self._keep_results_s and self._ticks % self._prune_every == 0:
-                    self._run(
-                        "DELETE FROM frame_results WHERE committed_at < ?", (now - self._keep_results_s,)
-                    )
-                self._run("COMMIT")
-            except BaseException:
-                self._run("ROLLBACK")
-                raise
+        with self._transaction():
+            moved = self._moved(cameras, owner)
+            for sql, pairs in rows.items():
+                values = [row for camera, row in pairs if camera not in moved]
+                if values:
+                    self._db.cursor().executemany(sql.replace("?", self._placeholder), values)
+            self._ticks += 1
+            if self._keep_results_s and self._ticks % self._prune_every == 0:
+                self._run("DELETE FROM frame_results WHERE committed_at < ?", (now - self._keep_results_s,))
         return moved
 
     def list_alerts(self, camera_id=None):

@@ -94,3 +94,19 @@ def test_the_split_reaches_every_anomaly_class_and_keeps_both_halves_mixed():
         if n >= 48:  # at least two videos of every class: each class is both trained and tested
             for cls in ucf_layout.ANOMALY_CLASSES:
                 assert cls in {plan[v] for v in test} and cls in {plan[v] for v in train}, (n, cls)
+
+
+def test_a_site_of_fixed_cameras_shares_each_cameras_scene(tmp_path):
+    params = world.WorldParams(num_videos=4, seconds=0.5, crowd=0, cameras=2)
+    manifest = world.generate_world(tmp_path, params)
+    first = [
+        next(iter(video_io.read_frames(tmp_path / v["path"])))[1].astype(float) for v in manifest["videos"]
+    ]
+    wall = slice(0, 40)  # above the people and cars: the camera's scene, plus per-video sensor noise and gain
+
+    def gap(i, j):
+        return np.median(np.abs(first[i][wall] - first[j][wall]))
+
+    # Video i is filmed by camera i % 2.
+    assert gap(0, 2) < 8 and gap(1, 3) < 8
+    assert gap(0, 1) > 3 * max(gap(0, 2), 1) and gap(2, 3) > 3 * max(gap(1, 3), 1)

@@ -39,6 +39,10 @@ class WorldParams:
     codec: str = "ffv1"
     normal_fraction: float = 0.4
     test_fraction: float = 0.3
+    # 0: every video has its own scene. K > 0: a site of K fixed cameras, video i filmed by camera
+    # i % K (same background, door and windows), so the scene says nothing about the label, as for
+    # a team whose training footage comes from its own cameras.
+    cameras: int = 0
 
 
 def plan_videos(params):
@@ -165,7 +169,12 @@ def generate_video(job):
     name, cls, index, params, out_dir, sheets = job
     rng = np.random.default_rng([params.seed, index])
     n = int(round(params.seconds * FPS))
-    background, layout = render.background(rng)
+    if params.cameras:
+        background, layout = render.background(
+            np.random.default_rng([params.seed, 1_000_003, index % params.cameras])
+        )
+    else:
+        background, layout = render.background(rng)
     scene = scenarios.build_scene(rng, cls, n, layout, crowd=params.crowd, difficulty=params.difficulty)
     out_dir = pathlib.Path(out_dir)
     video_path = out_dir / cls / f"{name}_x264{video_io.CODECS[params.codec][1]}"

@@ -42,6 +42,9 @@ def get_config(arg=None):
     # The non-private step: "autodiff" (jax.grad; with tap_conv's kernel gradients the faster
     # one: 1.23 s vs 1.37 s at 120x160, batch 8) or "layerwise" (the DP contraction, summed).
     config.plain_grad_method = "autodiff"
+    # An export to start from instead of random weights. Under DP it must say it saw public data
+    # only (ppvad_jax.training.public_pretrain writes such exports), or the trainer refuses it.
+    config.init_from = ""
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset_dir = ""  # a prepared ucf_crime2local dataset (launch.prepare_data)
@@ -81,6 +84,10 @@ def get_config(arg=None):
 
     if runlocal:
         config.data.height, config.data.width = 120, 160
+        # Narrower than the paper's (240, 64, 16), same 15x20x16 latent: about a quarter of the
+        # per-example cost on a CPU (0.3 s against 1.1 s per plain step of 8), so a demo's few
+        # minutes buy some learning (BUILD_NOTES.md, "Demo autoencoder").
+        config.model_features = (64, 32, 16)
         config.data.videos_per_class = 0
         config.dp.expected_batch_size = 8
         config.dp.microbatch_size = 4

@@ -36,8 +36,11 @@ def random_params(*, height, width, features=autoencoder.ENCODER_FEATURES, seed=
     return jax.tree_util.tree_map_with_path(init, shapes["params"])
 
 
-def export(out_dir, params, *, height, width, features=autoencoder.ENCODER_FEATURES):
-    """Writes ``encoder.msgpack``, ``decoder.msgpack`` and ``spec.json`` under ``out_dir``."""
+def export(out_dir, params, *, height, width, features=autoencoder.ENCODER_FEATURES, extra=None):
+    """Writes ``encoder.msgpack``, ``decoder.msgpack`` and ``spec.json`` under ``out_dir``.
+
+    ``extra``: more ``spec.json`` fields, e.g. what the model was trained on.
+    """
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     params = jax.device_get(params)
@@ -51,6 +54,7 @@ def export(out_dir, params, *, height, width, features=autoencoder.ENCODER_FEATU
         "latent_shape": [height // down, width // down, features[-1]],
         "encoder_features": list(features),
         "frame_range": "float32 in [0, 1] (uint8 / 255)",
+        **(extra or {}),
     }
     (out_dir / "spec.json").write_text(json.dumps(spec, indent=2))
     return out_dir
@@ -95,3 +99,20 @@ def load_decoder(export_dir):
         pathlib.Path(export_dir) / "decoder.msgpack", module, jnp.zeros((1, *spec["latent_shape"]))
     )
     return jax.jit(lambda latent: module.apply({"params": params}, latent)), spec
+
+
+def load_params(export_dir):
+    """``(params, spec)``: both halves as one ``{"encoder": ..., "decoder": ...}`` tree, to train on from."""
+    spec = _spec(export_dir)
+    features = tuple(spec["encoder_features"])
+    encoder = _load(
+        pathlib.Path(export_dir) / "encoder.msgpack",
+        autoencoder.Encoder(features=features),
+        jnp.zeros((1, *spec["frame_shape"])),
+    )
+    decoder = _load(
+        pathlib.Path(export_dir) / "decoder.msgpack",
+        autoencoder.Decoder(features=tuple(reversed(features))),
+        jnp.zeros((1, *spec["latent_shape"])),
+    )
+    return {"encoder": encoder, "decoder": decoder}, spec

@@ -34,7 +34,7 @@ from ppvad_jax.data import autoencoder_data, contact_sheet
 from ppvad_jax.evaluation import image_quality
 from ppvad_jax.models import autoencoder, autoencoder_io
 from ppvad_jax.privacy import accounting, batch_selection, dp_gradient, per_example
-from ppvad_jax.training import optimizers, sharded_step
+from ppvad_jax.training import optimizers, public_pretrain, sharded_step
 
 # --- State ------------------------------------------------------------------------------------
 
@@ -350,6 +350,17 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         return TrainState(jnp.int32(0), params, tx.init(params))
 
     state = init_state(init_key)
+    init_spec = None
+    if config.init_from:  # public pretraining: costs no epsilon, checked to be public
+        params, init_spec = autoencoder_io.load_params(config.init_from)
+        if private:
+            public_pretrain.check_public(init_spec, config.init_from)
+        if tuple(init_spec["encoder_features"]) != tuple(config.model_features):
+            raise ValueError(
+                f"{config.init_from} has encoder widths {tuple(init_spec['encoder_features'])}, the config "
+                f"wants {tuple(config.model_features)}"
+            )
+        state = TrainState(jnp.int32(0), params, tx.init(params))
     state = jax.device_put(state, replicated)
     train_step = make_train_step(
         model, tx, config, private=private, expected_batch_size=expected_batch_size,
@@ -482,6 +493,8 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         "devices": jax.device_count(),
         "train_seconds_this_run": round(train_seconds, 2),
         "steps_this_run": steps - start_step,
+        "init_from": config.init_from or None,
+        "init_training_data": init_spec.get("training_data", "not stated") if init_spec else "random init",
     }
     out.update(privacy_report(config, private=private, num_units=num_units, steps=steps))
     (workdir / "metrics.json").write_text(json.dumps(accounting.json_safe(out), indent=2, default=str))

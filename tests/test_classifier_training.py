@@ -213,3 +213,38 @@ def test_end_to_end_two_phases_resume_and_evaluate(dataset_dir, tmp_path):
     again = classifier.train_and_evaluate(config, tmp_path)
     assert again["steps"] == metrics["steps"]
     np.testing.assert_allclose(np.load(tmp_path / "predictions.npz")["confidence"], before, rtol=1e-6)
+    # The cached inputs were keyed by the dataset's contents, not only its path.
+    recorded = json.loads((tmp_path / "inputs_spec.json").read_text())
+    assert len(recorded["inputs"]["dataset_fingerprint"]) == 64
+
+
+def test_checkpoints_of_other_inputs_are_refused_not_resumed(tmp_path):
+    spec = {"inputs": {"dataset_fingerprint": "a"}, "size": 32}
+    classifier._check_checkpoints_match(tmp_path, spec)  # a new run records its inputs
+    (tmp_path / "checkpoints" / "phase1").mkdir(parents=True)
+    classifier._check_checkpoints_match(tmp_path, spec)  # same inputs: resumes
+    with pytest.raises(ValueError, match="trained on other inputs"):
+        classifier._check_checkpoints_match(tmp_path, {**spec, "inputs": {"dataset_fingerprint": "b"}})
+    (tmp_path / "inputs_spec.json").unlink()  # checkpoints that never said what they saw
+    with pytest.raises(ValueError, match="unrecorded run"):
+        classifier._check_checkpoints_match(tmp_path, spec)
+
+
+def test_fingerprint_follows_file_contents(tmp_path):
+    (tmp_path / "a.json").write_text("1")
+    first = classifier._fingerprint(tmp_path, ("a.json", "missing.json"))
+    assert classifier._fingerprint(tmp_path, ("a.json",)) == first
+    (tmp_path / "a.json").write_text("2")
+    assert classifier._fingerprint(tmp_path, ("a.json",)) != first
+
+
+@pytest.mark.parametrize("name", ["adam", "dpsgd", "dpadam", "dpadagrad"])
+def test_weight_decay_is_decoupled_and_reads_only_the_parameters(name):
+    from ppvad_jax.training import optimizers
+
+    tx = optimizers.make(name, 0.1, weight_decay=0.5)
+    params = {"w": jnp.array([2.0, -4.0])}
+    updates, _ = tx.update({"w": jnp.zeros(2)}, tx.init(params), params)  # no gradient at all
+    np.testing.assert_allclose(updates["w"], [-0.1, 0.2], rtol=1e-6)  # -lr * decay * param
+    with pytest.raises(ValueError, match="weight_decay"):
+        optimizers.make(name, 0.1, weight_decay=-1.0)

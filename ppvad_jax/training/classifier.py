@@ -28,6 +28,7 @@ by up to 2C, not C: the accountant is given noise_multiplier / 2 (recorded as
 The unit of privacy is one training frame.
 """
 
+import hashlib
 import json
 import math
 import pathlib
@@ -292,6 +293,36 @@ def privacy_report(config, *, private, num_units, steps, mining):
 _AE_PRIVACY_KEYS = ("epsilon_rdp", "epsilon_pld", "delta", "unit_of_privacy", "optimizer", "noise_multiplier")
 
 
+def _check_checkpoints_match(workdir, features_spec):
+    """Refuses to resume checkpoints trained on other inputs; records the inputs of a new run.
+
+    The head's checkpoints say nothing of the features they were fitted to: resuming them after
+    the dataset or the autoencoder changed would evaluate an old head on new inputs.
+    """
+    want = json.loads(json.dumps(features_spec, default=str))
+    path = workdir / "inputs_spec.json"
+    checkpoints = workdir / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        have = json.loads(path.read_text()) if path.is_file() else None
+        if have != want:
+            raise ValueError(
+                f"{checkpoints} holds a classifier trained on other inputs (dataset, autoencoder, "
+                f"detector or backbone differ from {path.name if have else 'an unrecorded run'}): use "
+                "a new --workdir, or move the old one away to retrain"
+            )
+    path.write_text(json.dumps(want, indent=2))
+
+
+def _fingerprint(directory, names):
+    """sha256 over the named files of a directory that exist (name and bytes)."""
+    digest = hashlib.sha256()
+    for name in names:
+        path = pathlib.Path(directory) / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def train_and_evaluate(config, workdir):
     """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable."""
     workdir = pathlib.Path(workdir)
@@ -327,6 +358,14 @@ def train_and_evaluate(config, workdir):
         "dataset": str(pathlib.Path(config.data.dataset_dir).absolute()),
         "autoencoder": str(export.absolute()) if export else None,
         "detector": config.detector.backend,
+        # Contents, not only paths: a dataset rebuilt or an autoencoder retrained in place must not
+        # meet its predecessor's cached inputs (hashing a few MB costs milliseconds).
+        "dataset_fingerprint": _fingerprint(
+            pathlib.Path(config.data.dataset_dir), ("dataset_info.json", "prepare_summary.json")
+        ),
+        "autoencoder_fingerprint": _fingerprint(export, ("encoder.msgpack", "decoder.msgpack"))
+        if export
+        else None,
     }
     reconstructor = classifier_inputs.Reconstructor(export)
     detector = make_detector(config)
@@ -398,6 +437,7 @@ def train_and_evaluate(config, workdir):
         "streams": streams,
         "size": config.input_size,
     }
+    _check_checkpoints_match(workdir, features_spec)
     spec_path = features_dir / "spec.json"
     stale = not spec_path.is_file() or json.loads(spec_path.read_text()) != features_spec
     features = {}
@@ -480,7 +520,7 @@ def train_and_evaluate(config, workdir):
         if not phase.enabled:
             continue
         apply_fn = head_apply if kind == "head" else full_apply
-        tx = optimizers.make(config.optimizer, phase.learning_rate)
+        tx = optimizers.make(config.optimizer, phase.learning_rate, config.get("weight_decay", 0.0))
         start_params = params["head"] if kind == "head" else params
         state = TrainState(jnp.int32(0), start_params, tx.init(start_params))
         manager = ocp.CheckpointManager(

@@ -1,13 +1,15 @@
 """The main job on the embedded default (run it through ``bash launch/demo.sh``).
 
-  python -m launch.demo --workdir=runs/demo [--num_videos=21] [--seconds=6] [--seed=0]
+  python -m launch.demo --workdir=runs/demo [--num_videos=30] [--seconds=4] [--cameras=4] [--seed=0]
 
 Stages, each skipped when its output is already there (so a rerun resumes):
-1. a synthetic UCF-Crime + UCFCrime2Local world (``WORKDIR/world``);
+1. a synthetic UCF-Crime + UCFCrime2Local world filmed by a site of fixed cameras
+   (``WORKDIR/world``);
 2. the TFDS dataset built from it exactly as from real data (``WORKDIR/data``);
 3. contact sheets of what the models will see, an optical-flow preview, and a
    motion-energy baseline (``WORKDIR/contact_sheets``, ``WORKDIR/flow_preview.png``);
-4. a DP-Adam autoencoder with its epsilon, PSNR/SSIM and reconstructions
+4. a DP-Adam autoencoder with its epsilon, PSNR/SSIM and reconstructions, started
+   from Adam on public images (``WORKDIR/autoencoder_public``, no privacy cost)
    (``WORKDIR/autoencoder_dpadam``; resumes if interrupted);
 5. a 2S-bag anomaly classifier on what the server sees through that autoencoder
    (classic OpenCV detector, random-init ResNet-50s: no weights can be downloaded
@@ -36,14 +38,26 @@ from ppvad_jax.data import dataset_report, errors, prepare, ucf_layout
 from ppvad_jax.data.synthetic import world
 from ppvad_jax.evaluation import anomaly_report, privacy_report, roc
 from ppvad_jax.training import autoencoder as ae_trainer
-from ppvad_jax.training import classifier, classifier_inputs, sweep
+from ppvad_jax.training import classifier, classifier_inputs, public_pretrain, sweep
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where everything is written.")
-_NUM_VIDEOS = flags.DEFINE_integer("num_videos", 21, "Synthetic videos (about 40% normal).")
-_SECONDS = flags.DEFINE_float("seconds", 6.0, "Length of each synthetic video.")
+_NUM_VIDEOS = flags.DEFINE_integer("num_videos", 30, "Synthetic videos (about 40% normal).")
+_SECONDS = flags.DEFINE_float("seconds", 4.0, "Length of each synthetic video.")
+_CAMERAS = flags.DEFINE_integer(
+    "cameras", 4, "Fixed cameras of the synthetic site (0: a new scene for every video)."
+)
+_TEST_FRACTION = flags.DEFINE_float(
+    "test_fraction", 0.4, "Videos in UCFCrime2Local's test list (halved into validation and test)."
+)
 _SEED = flags.DEFINE_integer("seed", 0, "World seed.")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for rendering and decoding.")
 _AE_STEPS = flags.DEFINE_integer("ae_steps", 60, "DP-Adam autoencoder steps (0 skips the stage).")
+_AE_PRETRAIN_STEPS = flags.DEFINE_integer(
+    "ae_pretrain_steps",
+    300,
+    "Adam steps on public images (scikit-image's samples) before the DP run, at no privacy cost; "
+    "0 starts the DP run from random weights.",
+)
 _NOISE = flags.DEFINE_float("noise_multiplier", 1.0, "DP noise multiplier of the demo autoencoder.")
 _CLASSIFIER = flags.DEFINE_bool("classifier", True, "Train and evaluate the 2S-bag classifier (stage 5).")
 _SWEEP_NOISE = flags.DEFINE_list(
@@ -67,8 +81,22 @@ _PHASE2_STEPS = flags.DEFINE_integer(
 )
 
 
+def _move_aside(path):
+    """Renames a stage's output of an older demo to ``NAME.old-TIME`` (nothing saved is deleted)."""
+    if path.exists():
+        target = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.rename(target)
+        print(f"      {path} was made by an older demo with other settings: moved to {target}")
+
+
 def make_world(workdir):
-    params = world.WorldParams(num_videos=_NUM_VIDEOS.value, seconds=_SECONDS.value, seed=_SEED.value)
+    params = world.WorldParams(
+        num_videos=_NUM_VIDEOS.value,
+        seconds=_SECONDS.value,
+        seed=_SEED.value,
+        cameras=_CAMERAS.value,
+        test_fraction=_TEST_FRACTION.value,
+    )
     root = workdir / "world"
     manifest_path = root / "synthetic_manifest.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text())["params"] == params.__dict__:
@@ -105,17 +133,45 @@ def pictures_and_baseline(workdir, dataset_dir):
     return sheets, preview, auc
 
 
+def public_start(workdir, config):
+    """The public-pretraining export a DP run starts from ('' when the flag turns it off)."""
+    if not _AE_PRETRAIN_STEPS.value:
+        return ""
+    out = workdir / "autoencoder_public"
+    steps = _AE_PRETRAIN_STEPS.value
+    print(f"      public pretraining: {steps} Adam steps on scikit-image's sample images -> {out}")
+    public_pretrain.pretrain(
+        out,
+        height=config.data.height,
+        width=config.data.width,
+        features=tuple(config.model_features),
+        steps=_AE_PRETRAIN_STEPS.value,
+    )
+    return str(out)
+
+
 def train_autoencoder(workdir, dataset_dir):
     """A DP-Adam autoencoder on the world's training frames (runlocal: 120x160, CPU-sized)."""
     config = ae_config.get_config("optimizer=dpadam,runlocal=True")
     config.data.dataset_dir = str(dataset_dir)
+    config.init_from = public_start(workdir, config)
     config.dp.noise_multiplier = _NOISE.value
     config.schedule.max_steps = _AE_STEPS.value
     ae_dir = workdir / "autoencoder_dpadam"
     metrics_path = ae_dir / "metrics.json"
-    if metrics_path.exists() and json.loads(metrics_path.read_text())["steps"] >= _AE_STEPS.value:
-        print(f"[4/6] autoencoder: reusing {ae_dir}")
-        return ae_dir, json.loads(metrics_path.read_text())
+    if metrics_path.exists():
+        old = json.loads(metrics_path.read_text())
+        spec_path = ae_dir / "export" / "spec.json"
+        spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {"encoder_features": None}
+        same = old.get("init_from") == (config.init_from or None) and spec["encoder_features"] == list(
+            config.model_features
+        )
+        if same and old["steps"] >= _AE_STEPS.value:
+            print(f"[4/6] autoencoder: reusing {ae_dir}")
+            return ae_dir, old
+        if not same:  # an autoencoder of an older demo: kept, not resumed into the new one
+            _move_aside(ae_dir)
+            _move_aside(workdir / "classifier_2s_bag")
     print(f"[4/6] autoencoder: DP-Adam, {_AE_STEPS.value} steps at 120x160 -> {ae_dir}")
     metrics = ae_trainer.train_and_evaluate(config, ae_dir)
     return ae_dir, json.loads(metrics_path.read_text()) if metrics else None
@@ -167,6 +223,7 @@ def noise_sweep(workdir, root):
     ae.data.height, ae.data.width = SWEEP_SIZE
     ae.schedule.max_steps = _SWEEP_STEPS.value
     ae.schedule.checkpoint_every_steps = _SWEEP_STEPS.value
+    ae.init_from = public_start(workdir, ae)  # the same public start at every point (fully convolutional)
     sweep_dir = workdir / "sweep"
     print(
         f"[6/6] noise sweep: {', '.join(config.optimizers)} x sigma {', '.join(_SWEEP_NOISE.value)}, "
@@ -217,6 +274,15 @@ def write_report(
             f"DP-Adam, noise multiplier {m['noise_multiplier']}, clipping norm {m['l2_clip_norm']}, "
             f"{m['steps']} steps of expected batch {m['expected_batch_size']:g} "
             f"(Poisson sampling, q = {m['sampling_rate']:.4f}), unit of privacy: one {m['unit_of_privacy']}.",
+            "",
+            (
+                f"It started from `{pathlib.Path(m['init_from']).name}`: Adam on {m['init_training_data']}. "
+                "Those images are not the cameras' footage, so the start costs no privacy; the epsilon "
+                "below covers the DP steps on the world's training frames. Without it, the DP steps "
+                'alone left a flat grey reconstruction (BUILD_NOTES.md, "Demo autoencoder").'
+                if m.get("init_from")
+                else "It started from random weights."
+            ),
             "",
             "| epsilon (PLD) | epsilon (RDP) | delta | test MSE | PSNR (dB) | SSIM |",
             "|---|---|---|---|---|---|",

@@ -8,7 +8,11 @@ On a 2-core CPU (120x160, a few steps per point; pick a small grid):
   python -m launch.sweep --config=configs/sweep_noise.py:runlocal=True \
       --config.autoencoder.data.dataset_dir=runs/demo/data/ucf_crime2local/runlocal/1.0.0 \
       --config.optimizers=dpsgd,dpadam --config.noise_multipliers=0.5,1.0 --workdir=runs/sweep \
-      [--parallel=2]
+      --config.autoencoder.init_from=runs/demo/autoencoder_public [--parallel=2]
+
+``init_from``: a public-pretraining export (``launch.pretrain_autoencoder``; the demo
+writes one). From random weights a few CPU steps per point reconstruct a grey frame,
+so the privacy columns would measure the grey, not the noise (BUILD_NOTES.md).
 
 The grid is ``optimizers`` x ``noise_multipliers``; ``adam`` (not private) runs
 once, without noise. Every other field of a point's autoencoder is

@@ -1,6 +1,6 @@
 """The main job on the embedded default (run it through ``bash launch/demo.sh``).
 
-  python -m launch.demo --workdir=runs/demo [--num_videos=30] [--seconds=4] [--cameras=4] [--seed=0]
+  python -m launch.demo --workdir=runs/demo [--num_videos=45] [--seconds=4] [--cameras=4] [--seed=0]
 
 Stages, each skipped when its output is already there (so a rerun resumes):
 1. a synthetic UCF-Crime + UCFCrime2Local world filmed by a site of fixed cameras
@@ -41,7 +41,7 @@ from ppvad_jax.training import autoencoder as ae_trainer
 from ppvad_jax.training import classifier, classifier_inputs, public_pretrain, sweep
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where everything is written.")
-_NUM_VIDEOS = flags.DEFINE_integer("num_videos", 30, "Synthetic videos (about 40% normal).")
+_NUM_VIDEOS = flags.DEFINE_integer("num_videos", 45, "Synthetic videos (about 40% normal).")
 _SECONDS = flags.DEFINE_float("seconds", 4.0, "Length of each synthetic video.")
 _CAMERAS = flags.DEFINE_integer(
     "cameras", 4, "Fixed cameras of the synthetic site (0: a new scene for every video)."
@@ -54,7 +54,7 @@ _NUM_WORKERS = flags.DEFINE_integer("num_workers", 2, "Processes for rendering a
 _AE_STEPS = flags.DEFINE_integer("ae_steps", 60, "DP-Adam autoencoder steps (0 skips the stage).")
 _AE_PRETRAIN_STEPS = flags.DEFINE_integer(
     "ae_pretrain_steps",
-    300,
+    600,
     "Adam steps on public images (scikit-image's samples) before the DP run, at no privacy cost; "
     "0 starts the DP run from random weights.",
 )
@@ -229,7 +229,13 @@ def noise_sweep(workdir, root):
         f"[6/6] noise sweep: {', '.join(config.optimizers)} x sigma {', '.join(_SWEEP_NOISE.value)}, "
         f"{_SWEEP_STEPS.value} steps each at {SWEEP_SIZE[0]}x{SWEEP_SIZE[1]} -> {sweep_dir}"
     )
-    result = sweep.run_sweep(config, sweep_dir, parallel=1)
+    try:
+        result = sweep.run_sweep(config, sweep_dir, parallel=1)
+    except ValueError as e:  # points of an older demo (other widths or start): keep them, redo
+        if "another autoencoder config" not in str(e):
+            raise
+        _move_aside(sweep_dir)
+        result = sweep.run_sweep(config, sweep_dir, parallel=1)
     return sweep_dir, result
 
 

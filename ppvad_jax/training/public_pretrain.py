@@ -11,8 +11,8 @@ public data is not part of the private dataset), and the DP run's metrics
 record where it started.
 
 Cost on the 2-core CPU (BUILD_NOTES.md): about 0.3 s per step of 8 crops at
-120x160 with encoder widths (64, 32, 16), so a few hundred steps take one or
-two minutes; the result is reused when the same settings ask again.
+120x160 with encoder widths (64, 32, 16), so the demo's 600 steps take about
+3 minutes; the result is reused when the same settings ask again.
 """
 
 import json
@@ -61,6 +61,7 @@ def pretrain(out_dir, *, height, width, features, steps, batch_size=8, learning_
         "pretrain_steps": int(steps),
         "pretrain_batch_size": int(batch_size),
         "pretrain_learning_rate": float(learning_rate),
+        "pretrain_schedule": "cosine decay to 0",
         "pretrain_seed": int(seed),
     }
     spec_path = out_dir / "spec.json"
@@ -69,7 +70,9 @@ def pretrain(out_dir, *, height, width, features, steps, batch_size=8, learning_
         if {k: spec.get(k) for k in run} == run and spec["encoder_features"] == list(features):
             return spec
     model = autoencoder.Autoencoder(features=tuple(features))
-    tx = optax.adam(learning_rate)
+    # Cosine decay to zero: at a constant 3e-3 the test PSNR swung between 20.5 and 23.4 dB
+    # from one 150-step check to the next (measured on demo frames, BUILD_NOTES.md).
+    tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
     params = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, height, width, 3)))["params"]
     opt_state = tx.init(params)
     step = make_step(model, tx)

@@ -171,3 +171,12 @@ def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dat
     config.autoencoder.schedule.max_steps = 3
     with pytest.raises(ValueError, match=r"another autoencoder config \(differs at schedule.max_steps\)"):
         sweep.run_sweep(config, tmp_path, parallel=1)
+
+
+def test_a_field_added_since_a_point_ran_differs_only_when_set():
+    stored = {"learning_rate": 1e-3, "dp": {"noise_multiplier": 1.0}}
+    same = {"learning_rate": 1e-3, "init_from": "", "dp": {"noise_multiplier": 1.0, "unit": None}}
+    assert list(sweep._diff(stored, same)) == []
+    started = {**same, "init_from": "runs/ae_public", "new": {"a": 0, "b": 2}}
+    assert list(sweep._diff(stored, started)) == ["init_from", "new.b"]
+    assert list(sweep._diff(stored, {**same, "learning_rate": 3e-3})) == ["learning_rate"]

@@ -271,7 +271,10 @@ def check_point_config(point, point_dir):
     """Refuses a workdir whose stored autoencoder config for this point differs from the current one.
 
     A field the stored config lacks (added to ``configs/autoencoder.py`` since)
-    is not a difference: that run had no such knob.
+    is not a difference while it is off (empty, zero, false): that run had no
+    such knob, which is the same as the knob off. Set, it is a difference: a
+    point trained from random weights must not pass for one started from
+    ``init_from``.
     """
     path = pathlib.Path(point_dir) / POINT_CONFIG
     if not path.is_file():
@@ -286,10 +289,16 @@ def check_point_config(point, point_dir):
 
 
 def _diff(stored, current, prefix=""):
-    """Dotted paths where ``stored`` has a value that ``current`` does not."""
+    """Dotted paths where ``stored`` has a value that ``current`` does not, or ``current`` sets a
+    field ``stored`` lacks."""
     if isinstance(stored, dict) and isinstance(current, dict):
         for key in sorted(stored):
             yield from _diff(stored[key], current.get(key), f"{prefix}{key}.")
+        for key in sorted(set(current) - set(stored)):
+            if isinstance(current[key], dict):  # a new section: each of its fields on its own
+                yield from _diff({}, current[key], f"{prefix}{key}.")
+            elif current[key] not in (None, "", 0, False, [], ()):
+                yield f"{prefix}{key}"
     elif stored != current:
         yield prefix.rstrip(".")
 

@@ -145,7 +145,7 @@ def public_start(workdir, config):
         height=config.data.height,
         width=config.data.width,
         features=tuple(config.model_features),
-        steps=_AE_PRETRAIN_STEPS.value,
+        steps=steps,
     )
     return str(out)
 
@@ -231,9 +231,7 @@ def noise_sweep(workdir, root):
     )
     try:
         result = sweep.run_sweep(config, sweep_dir, parallel=1)
-    except ValueError as e:  # points of an older demo (other widths or start): keep them, redo
-        if "another autoencoder config" not in str(e):
-            raise
+    except sweep.StalePointError:  # points of an older demo (other widths or start): keep them, redo
         _move_aside(sweep_dir)
         result = sweep.run_sweep(config, sweep_dir, parallel=1)
     return sweep_dir, result

@@ -27,11 +27,9 @@ def main(argv):
         if side <= 0 or side % autoencoder.DOWNSAMPLE:
             raise app.UsageError(f"--{name}={side} must be a positive multiple of {autoencoder.DOWNSAMPLE}")
     params = autoencoder_io.random_params(height=_HEIGHT.value, width=_WIDTH.value, seed=_SEED.value)
-    out = autoencoder_io.export(_OUT.value, params, height=_HEIGHT.value, width=_WIDTH.value)
-    spec_path = pathlib.Path(out) / "spec.json"
-    spec = json.loads(spec_path.read_text())
-    spec["untrained"] = "random initialisation for throughput tests: reconstructions are noise"
-    spec_path.write_text(json.dumps(spec, indent=2))
+    untrained = {"untrained": "random initialisation for throughput tests: reconstructions are noise"}
+    out = autoencoder_io.export(_OUT.value, params, height=_HEIGHT.value, width=_WIDTH.value, extra=untrained)
+    spec = json.loads((pathlib.Path(out) / "spec.json").read_text())
     print(json.dumps({"export": str(out), "untrained": True, "frame_shape": spec["frame_shape"]}))
 
 

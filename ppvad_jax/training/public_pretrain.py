@@ -65,6 +65,8 @@ def pretrain(out_dir, *, height, width, features, steps, batch_size=8, learning_
         "pretrain_seed": int(seed),
     }
     spec_path = out_dir / "spec.json"
+    # The frame size is not part of the match: the model is fully convolutional, so one export
+    # starts runs at any size (the demo's 120x160 autoencoder and its 72x96 sweep points).
     if spec_path.is_file():
         spec = json.loads(spec_path.read_text())
         if {k: spec.get(k) for k in run} == run and spec["encoder_features"] == list(features):

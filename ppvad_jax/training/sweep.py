@@ -267,6 +267,10 @@ def is_finished(point_dir, config):
     )
 
 
+class StalePointError(ValueError):
+    """A point directory trained with another autoencoder config than the sweep's current one."""
+
+
 def check_point_config(point, point_dir):
     """Refuses a workdir whose stored autoencoder config for this point differs from the current one.
 
@@ -282,7 +286,7 @@ def check_point_config(point, point_dir):
     stored = _read_json(path)["autoencoder"]
     diff = sorted(_diff(stored, json.loads(point.config.to_json_best_effort(sort_keys=True))))
     if diff:
-        raise ValueError(
+        raise StalePointError(
             f"{point_dir} was trained with another autoencoder config (differs at {', '.join(diff)}); "
             "use a new --workdir or delete that point's directory"
         )

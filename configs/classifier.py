@@ -63,6 +63,9 @@ def get_config(arg=None):
     config.hard_mining_alpha = 3
     config.class_weights = (1.0, 2.0)
     config.soft_label = 0.5
+    # What picks the best epoch and counts patience: val_loss (the paper) or val_auc (frame-level
+    # AUC on the validation split, hard anomalies positive, the test metric).
+    config.early_stopping_metric = "val_loss"
     config.eval_batch_size = 32
     config.phase1 = ml_collections.ConfigDict()
     config.phase1.enabled = True

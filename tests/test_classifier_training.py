@@ -89,6 +89,34 @@ def test_hard_mining_trains_on_the_k_hardest(private):
     np.testing.assert_allclose(new.params["w"], want, rtol=1e-5, atol=1e-6)
 
 
+def test_mining_ranks_by_excess_loss_so_fitted_soft_frames_are_not_chosen():
+    """A soft frame predicted at its target has BCE H(0.5) = 0.69 but nothing left to learn."""
+    logits = jnp.array([0.0, -2.0, 2.0, 0.3])
+    target = jnp.array([0.5, 1.0, 0.0, 0.5])
+    bce = classifier.weighted_bce(logits, target, (1.0, 2.0))
+    excess = classifier.weighted_excess_bce(logits, target, (1.0, 2.0))
+    assert float(excess[0]) == pytest.approx(0.0, abs=1e-6)  # at its target: zero
+    np.testing.assert_allclose(excess[1:3], bce[1:3], rtol=1e-6)  # 0/1 targets: the BCE itself
+    assert float(excess[3]) > 0 and float(bce[0]) == pytest.approx(1.5 * np.log(2), rel=1e-5)
+    # One mined step (K = 2 of 6): the two 0/1 frames with the largest error train, not the
+    # soft frames whose BCE is larger only by their entropy.
+    x = np.eye(6, dtype=np.float32)
+    # Weighted BCE: 1.04, 1.04, 0.40, 0.20, 0.63, 0.51; excess: 0, 0.0005, then the same.
+    w = jnp.array([0.0, 0.05, 1.5, -1.5, 1.0, -0.4])  # the logits (x is the identity)
+    target = np.array([0.5, 0.5, 1.0, 0.0, 1.0, 0.0], np.float32)
+    tx = optax.sgd(0.1)
+    train, losses_fn, _ = classifier.make_steps(
+        _linear_apply, tx, _config(), private=False, expected_batch_size=2,
+        noise_key=jax.random.key(1), mesh=make_mesh(),
+    )  # fmt: skip
+    batch = {"inputs": {"x": x}, "target": target}
+    assert set(np.argsort(-np.asarray(losses_fn({"w": w}, batch)))[:2]) == {0, 1}  # what BCE would pick
+    state = classifier.TrainState(jnp.int32(0), {"w": jnp.array(w)}, tx.init({"w": w}))
+    new, _ = train(state, batch, np.zeros(6, bool))
+    moved = np.flatnonzero(np.abs(np.asarray(new.params["w"]) - np.asarray(w)) > 0)
+    assert set(moved) == {4, 5}  # the worst-fitted 0/1 frames
+
+
 @pytest.mark.parametrize("sigma", [0.5, 2.0])
 def test_dp_step_noise_has_std_sigma_c_over_expected_batch(sigma):
     """The configured sigma reaches the compiled step (an argument, not a baked constant): the
@@ -248,3 +276,66 @@ def test_weight_decay_is_decoupled_and_reads_only_the_parameters(name):
     np.testing.assert_allclose(updates["w"], [-0.1, 0.2], rtol=1e-6)  # -lr * decay * param
     with pytest.raises(ValueError, match="weight_decay"):
         optimizers.make(name, 0.1, weight_decay=-1.0)
+
+
+class _Manager:
+    """What run_phase asks of an orbax manager, in memory."""
+
+    def __init__(self):
+        self.saved = []
+
+    def save(self, step, args):
+        self.saved.append(step)
+
+    def wait_until_finished(self):
+        pass
+
+
+@pytest.mark.parametrize("metric", ["val_loss", "val_auc"])
+def test_early_stopping_keeps_the_best_epoch_of_the_chosen_metric(metric):
+    """Validation loss and AUC disagree on purpose; each metric keeps its own best epoch."""
+    # Epoch:          0     1     2     3     4     5     6
+    losses = [0.90, 0.70, 0.80, 0.85, 0.90, 0.95, 0.99]  # best at 1
+    aucs = [0.50, 0.55, 0.62, 0.70, 0.60, 0.58, 0.57]  # best at 3
+    params = {"w": jnp.zeros(())}
+    state = classifier.TrainState(jnp.int32(0), params, ())
+
+    def train_step(state, batch, is_padding):
+        return classifier.TrainState(state.step + 1, {"w": state.params["w"] + 1}, ()), {"loss": 1.0}
+
+    def validate(p):
+        e = int(p["w"]) - 1  # one step per epoch
+        return {"val_loss": losses[e], "val_auc": aucs[e]}
+
+    phase = ml_collections.ConfigDict({"max_epochs": 20, "patience": 3, "max_steps_per_epoch": 0})
+    record = {"epoch": 0, "metric": metric, "best_val": None, "best_epoch": None, "stale": 0, "steps": 0,
+              "history": []}  # fmt: skip
+    _, best = classifier.run_phase(
+        "test", state, params, train_step=train_step, batches=lambda epoch: [(None, None)],
+        validate=validate, metric=metric, phase=phase, manager=_Manager(), record=record,
+    )  # fmt: skip
+    want = 1 if metric == "val_loss" else 3
+    assert record["best_epoch"] == want and int(best["w"]) == want + 1
+    assert record["epoch"] == want + 4  # patience 3 after the best
+    assert record["history"][want]["val_auc"] == aucs[want] and record["history"][0]["val_loss"] == 0.90
+
+
+def test_resume_refuses_a_checkpoint_chosen_by_another_metric(tmp_path):
+    import orbax.checkpoint as ocp
+
+    params = {"w": jnp.ones((2,))}
+    state = classifier.TrainState(jnp.int32(3), params, ())
+    manager = ocp.CheckpointManager(tmp_path, options=ocp.CheckpointManagerOptions(create=True))
+    record = {"epoch": 1, "metric": "val_loss", "best_val": 0.5, "stale": 0, "steps": 3, "history": []}
+    manager.save(
+        1,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave({"state": state, "best": params}), meta=ocp.args.JsonSave(record)
+        ),
+    )
+    manager.wait_until_finished()
+    fresh = classifier.TrainState(jnp.int32(0), {"w": jnp.zeros((2,))}, ())
+    resumed, best, meta = classifier.resume(manager, fresh, "val_loss")
+    assert int(resumed.step) == 3 and meta["best_val"] == 0.5
+    with pytest.raises(ValueError, match="chose its best epoch by val_loss"):
+        classifier.resume(manager, fresh, "val_auc")

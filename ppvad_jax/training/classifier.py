@@ -46,6 +46,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ppvad_jax.data import ucf_layout
+from ppvad_jax.evaluation import roc
 from ppvad_jax.models import bag_backends, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, batch_selection, dp_gradient
 from ppvad_jax.training import optimizers, sharded_step
@@ -69,13 +70,26 @@ def targets_and_mask(labels, *, hard_only, soft_label):
     return target, keep
 
 
-def weighted_bce(logits, target, class_weights):
-    """Per-example BCE, weighted by ``class_weights[0]`` (normal) ... ``[1]`` (anomaly).
+def _class_weight(target, class_weights):
+    """``class_weights[0]`` (normal) ... ``[1]`` (anomaly); a soft target t gets w0 + t (w1 - w0)."""
+    return class_weights[0] + target * (class_weights[1] - class_weights[0])
 
-    A soft target t is weighted by the interpolation w0 + t (w1 - w0).
+
+def weighted_bce(logits, target, class_weights):
+    """Per-example BCE, weighted by the target's class weight."""
+    return _class_weight(target, class_weights) * optax.sigmoid_binary_cross_entropy(logits, target)
+
+
+def weighted_excess_bce(logits, target, class_weights):
+    """Weighted BCE less its minimum over logits: the weighted KL(target || sigmoid(logit)).
+
+    What hard-sample mining ranks by. For 0/1 targets it is the BCE itself. A soft target t
+    cannot score below its entropy H(t) (0.69 at t = 0.5), so ranking by BCE would fill the
+    mined batch with soft frames however well they are already fitted.
     """
-    w = class_weights[0] + target * (class_weights[1] - class_weights[0])
-    return w * optax.sigmoid_binary_cross_entropy(logits, target)
+    entropy = -(jax.scipy.special.xlogy(target, target) + jax.scipy.special.xlogy(1 - target, 1 - target))
+    excess = optax.sigmoid_binary_cross_entropy(logits, target) - entropy
+    return _class_weight(target, class_weights) * excess
 
 
 # --- Steps ------------------------------------------------------------------------------------
@@ -97,8 +111,9 @@ def make_steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key,
         return weighted_bce(logits, batch["target"], weights)
 
     def select(params, batch, is_padding):
-        """The K hardest real candidates (inference-mode losses); padding never chosen."""
-        losses = example_losses(params, batch, train=False, rng=None)
+        """The K hardest real candidates (inference-mode excess losses); padding never chosen."""
+        logits = apply_fn(params, batch["inputs"], train=False, rng=None)
+        losses = weighted_excess_bce(logits, batch["target"], weights)
         losses = jnp.where(is_padding, -jnp.inf, jax.lax.stop_gradient(losses))
         _, idx = jax.lax.top_k(losses, k)
         return jax.tree.map(lambda a: a[idx], batch), is_padding[idx]
@@ -196,12 +211,23 @@ def epoch_batches(train_ids, epoch, *, config, private, sampler, steps_per_epoch
 # --- Phases -----------------------------------------------------------------------------------
 
 
-def run_phase(name, state, best, *, train_step, batches, val_loss, phase, manager, record):
-    """Epochs with early stopping on validation loss. Returns (state, best_params).
+# What early stopping can watch: the name in the config and whether lower is better.
+SELECTION_METRICS = {"val_loss": True, "val_auc": False}
 
-    ``record`` (JSON, saved with every checkpoint) carries epoch, best loss and
-    patience count, so a killed run resumes at the next epoch with the same
-    data order (epochs are seeded by their number).
+
+def _improves(value, best, metric):
+    if best is None:
+        return True
+    return value < best if SELECTION_METRICS[metric] else value > best
+
+
+def run_phase(name, state, best, *, train_step, batches, validate, metric, phase, manager, record):
+    """Epochs with early stopping on a validation metric. Returns (state, best_params).
+
+    ``validate(params) -> {"val_loss": ..., "val_auc": ...}``; ``metric`` names the one that
+    picks the best epoch and counts patience. ``record`` (JSON, saved with every checkpoint)
+    carries epoch, best value and patience count, so a killed run resumes at the next epoch with
+    the same data order (epochs are seeded by their number).
     """
     progress = tqdm.tqdm(
         total=phase.max_epochs, initial=record["epoch"], desc=f"classifier {name}", unit="epoch"
@@ -213,22 +239,23 @@ def run_phase(name, state, best, *, train_step, batches, val_loss, phase, manage
             losses.append(float(metrics["loss"]))
             if phase.max_steps_per_epoch and len(losses) >= phase.max_steps_per_epoch:
                 break
-        val = float(val_loss(state.params))
-        if not np.isfinite(val):
-            raise FloatingPointError(f"classifier {name}: validation loss {val} after epoch {epoch}")
-        if record["best_val"] is None or val < record["best_val"]:
+        val = validate(state.params)
+        if not all(np.isfinite(v) for v in val.values()):
+            raise FloatingPointError(f"classifier {name}: validation {val} after epoch {epoch}")
+        if _improves(val[metric], record["best_val"], metric):
             # A copy: the next train_step donates state's buffers.
-            record["best_val"], record["stale"], best = val, 0, jax.tree.map(jnp.copy, state.params)
+            record["best_val"], record["stale"], best = val[metric], 0, jax.tree.map(jnp.copy, state.params)
+            record["best_epoch"] = epoch
         else:
             record["stale"] += 1
         record["epoch"] = epoch + 1
         record["steps"] += len(losses)
         record["history"].append(
-            {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, "val_loss": val,
+            {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, **val,
              "steps": len(losses), "seconds": round(time.perf_counter() - start, 2)}
         )  # fmt: skip
         progress.update(1)
-        progress.set_postfix(val=f"{val:.4f}", best=f"{record['best_val']:.4f}")
+        progress.set_postfix({metric: f"{val[metric]:.4f}", "best": f"{record['best_val']:.4f}"})
         manager.save(
             record["epoch"],
             args=ocp.args.Composite(
@@ -241,9 +268,14 @@ def run_phase(name, state, best, *, train_step, batches, val_loss, phase, manage
     return state, best
 
 
-def resume(manager, state):
-    """(state, best, record) from the phase's latest checkpoint, or fresh ones."""
-    record = {"epoch": 0, "best_val": None, "stale": 0, "steps": 0, "history": []}
+def resume(manager, state, metric):
+    """(state, best, record) from the phase's latest checkpoint, or fresh ones.
+
+    Raises ValueError if the checkpoint chose its best epoch by another metric: its best value
+    would be compared with numbers of another kind.
+    """
+    record = {"epoch": 0, "metric": metric, "best_val": None, "best_epoch": None, "stale": 0, "steps": 0,
+              "history": []}  # fmt: skip
     if manager.latest_step() is None:
         return state, jax.tree.map(jnp.copy, state.params), record
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": state, "best": state.params})
@@ -251,8 +283,15 @@ def resume(manager, state):
         manager.latest_step(),
         args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
     )
+    # Checkpoints from before the choice existed stopped on validation loss.
+    have = restored.meta.get("metric", "val_loss")
+    if have != metric:
+        raise ValueError(
+            f"{manager.directory} chose its best epoch by {have}, this config by {metric} "
+            "(early_stopping_metric): use a new --workdir, or move the old one away to retrain"
+        )
     logging.info("resumed classifier phase at epoch %d", restored.meta["epoch"])
-    return restored.state["state"], restored.state["best"], restored.meta
+    return restored.state["state"], restored.state["best"], dict(restored.meta, metric=metric)
 
 
 # --- The run ----------------------------------------------------------------------------------
@@ -389,6 +428,17 @@ def train_and_evaluate(config, workdir):
     )
     train_ids = np.flatnonzero(train_keep)
     val_ids = np.flatnonzero(val_keep)
+    val_labels = np.asarray(data["validation"]["labels"])
+    val_auc_defined = bool((val_labels == HARD).any() and (val_labels != HARD).any())
+    metric = config.get("early_stopping_metric", "val_loss")
+    if metric not in SELECTION_METRICS:
+        raise ValueError(f"early_stopping_metric must be one of {tuple(SELECTION_METRICS)}, got {metric!r}")
+    if metric == "val_auc" and not val_auc_defined:
+        raise ValueError(
+            "early_stopping_metric='val_auc' needs hard-anomaly and other frames in the validation split; "
+            f"it has {int((val_labels == HARD).sum())} hard of {len(val_labels)}: use val_loss"
+        )
+    weights = tuple(config.class_weights)
     if len(train_ids) < config.batch_size * config.hard_mining_alpha:
         raise ValueError(
             f"{len(train_ids)} training frames, fewer than one step's "
@@ -527,11 +577,11 @@ def train_and_evaluate(config, workdir):
             (workdir / "checkpoints" / name).absolute(),
             options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
         )
-        state, best, record = resume(manager, state)
+        state, best, record = resume(manager, state, metric)
         if kind == "full" and record["best_val"] is None and "phase1" in records:
-            # Phase 2 must beat phase 1 to replace it: start from its best validation loss.
+            # Phase 2 must beat phase 1 to replace it: start from its best validation value.
             record["best_val"] = records["phase1"]["best_val"]
-        train_step, losses_fn, _ = make_steps(
+        train_step, _, logits_fn = make_steps(
             apply_fn, tx, config, private=private, expected_batch_size=expected,
             noise_key=jax.random.fold_in(noise_key, len(records)), mesh=mesh,
         )  # fmt: skip
@@ -544,21 +594,21 @@ def train_and_evaluate(config, workdir):
                 batch = jax.tree.map(lambda a: to_global(np.asarray(a), data_sharding), make_train(idx))
                 yield batch, to_global(np.asarray(pad), data_sharding)
 
-        def val_loss(p, losses_fn=losses_fn, make_val=make_val):
-            values = run_batches(
-                losses_fn,
-                p,
-                lambda i: make_val(val_ids[i]),
-                len(val_ids),
-                batch_size=config.eval_batch_size,
-                mesh=mesh,
-            )
-            return float(np.mean(values))
+        def validate(p, logits_fn=logits_fn, make_val=make_val):
+            """Validation loss over the frames that train (the paper's rule) and FL-AUC over all
+            frames, hard anomalies positive, as the test split is scored."""
+            n = len(data["validation"]["labels"])
+            logits = run_batches(logits_fn, p, make_val, n, batch_size=config.eval_batch_size, mesh=mesh)
+            loss = weighted_bce(jnp.asarray(logits[val_ids]), jnp.asarray(val_target[val_ids]), weights)
+            out = {"val_loss": float(jnp.mean(loss))}
+            if val_auc_defined:
+                out["val_auc"] = roc.roc_auc(val_labels == HARD, logits.astype(np.float64))
+            return out
 
         if not record.get("done"):
             state, best = run_phase(
-                name, state, best, train_step=train_step, batches=batches, val_loss=val_loss,
-                phase=phase, manager=manager, record=record,
+                name, state, best, train_step=train_step, batches=batches, validate=validate,
+                metric=metric, phase=phase, manager=manager, record=record,
             )  # fmt: skip
             manager.save(
                 record["epoch"] + 1,

@@ -160,19 +160,14 @@ def train_autoencoder(workdir, dataset_dir):
     config.schedule.max_steps = _AE_STEPS.value
     ae_dir = workdir / "autoencoder_dpadam"
     metrics_path = ae_dir / "metrics.json"
-    if metrics_path.exists():
-        old = json.loads(metrics_path.read_text())
-        spec_path = ae_dir / "export" / "spec.json"
-        spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {"encoder_features": None}
-        same = old.get("init_from") == (config.init_from or None) and spec["encoder_features"] == list(
-            config.model_features
-        )
-        if same and old["steps"] >= _AE_STEPS.value:
-            print(f"[4/6] autoencoder: reusing {ae_dir}")
-            return ae_dir, old
-        if not same:  # an autoencoder of an older demo: kept, not resumed into the new one
-            _move_aside(ae_dir)
-            _move_aside(workdir / "classifier_2s_bag")
+    if not ae_trainer.resumes(config, ae_dir):
+        # An autoencoder of an older demo (another start, widths or dataset): kept, not resumed
+        # into the new one; the classifier built on it goes with it.
+        _move_aside(ae_dir)
+        _move_aside(workdir / "classifier_2s_bag")
+    elif metrics_path.exists() and json.loads(metrics_path.read_text())["steps"] >= _AE_STEPS.value:
+        print(f"[4/6] autoencoder: reusing {ae_dir}")
+        return ae_dir, json.loads(metrics_path.read_text())
     print(f"[4/6] autoencoder: DP-Adam, {_AE_STEPS.value} steps at 120x160 -> {ae_dir}")
     metrics = ae_trainer.train_and_evaluate(config, ae_dir)
     return ae_dir, json.loads(metrics_path.read_text()) if metrics else None

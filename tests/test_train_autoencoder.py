@@ -58,6 +58,15 @@ def test_a_killed_run_resumes_to_the_same_result(dataset_dir, tmp_path):
     config = tiny_config(dataset_dir)
     straight = trainer.train_and_evaluate(config, tmp_path / "straight")
     assert trainer.train_and_evaluate(config, tmp_path / "killed", interrupt_at_step=5) is None
+    # Not resumed as if it were another run: a changed setting is named, a new start too.
+    other = config.copy_and_resolve_references()
+    other.learning_rate *= 2
+    other.init_from = str(tmp_path / "straight" / "export")
+    assert not trainer.resumes(other, tmp_path / "killed") and trainer.resumes(config, tmp_path / "killed")
+    with pytest.raises(ValueError, match="init_fingerprint, init_from, learning_rate differ"):
+        trainer.train_and_evaluate(other, tmp_path / "killed")
+    # When to stop is not part of the run: a longer schedule resumes.
+    config.schedule.max_epochs += 1
     resumed = trainer.train_and_evaluate(config, tmp_path / "killed")  # from the step-4 checkpoint
     assert resumed["steps"] == straight["steps"] == 6
     assert resumed["steps_this_run"] == 2

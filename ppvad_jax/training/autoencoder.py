@@ -34,7 +34,7 @@ from ppvad_jax.data import autoencoder_data, contact_sheet
 from ppvad_jax.evaluation import image_quality
 from ppvad_jax.models import autoencoder, autoencoder_io
 from ppvad_jax.privacy import accounting, batch_selection, dp_gradient, per_example
-from ppvad_jax.training import optimizers, public_pretrain, sharded_step
+from ppvad_jax.training import optimizers, public_pretrain, run_spec, sharded_step
 
 # --- State ------------------------------------------------------------------------------------
 
@@ -297,6 +297,45 @@ def split_units(config):
     )
 
 
+# Settings a resumed run may change: when to stop, evaluate and save, how gradients are computed
+# (same values, other memory or speed), and delta (accounting only, recomputed at the end).
+_RESUMABLE_CHANGES = {
+    "schedule": None,
+    "grad_method": None,
+    "plain_grad_method": None,
+    "dp": ("microbatch_size", "batch_bucket", "delta"),
+}
+
+
+def _run_spec(config):
+    """What the run depends on: the config less ``_RESUMABLE_CHANGES``, plus the contents of its
+    dataset and of its starting export (a path can be rebuilt or retrained in place)."""
+    spec = config.to_dict()
+    for key, sub in _RESUMABLE_CHANGES.items():
+        if sub is None:
+            spec.pop(key, None)
+        else:
+            for name in sub:
+                spec.get(key, {}).pop(name, None)
+    spec["data"]["dataset_dir"] = str(pathlib.Path(config.data.dataset_dir).absolute())
+    spec["dataset_fingerprint"] = run_spec.fingerprint(
+        config.data.dataset_dir, ("dataset_info.json", "prepare_summary.json")
+    )
+    if config.init_from:
+        spec["init_from"] = str(pathlib.Path(config.init_from).absolute())
+        halves = ("encoder.msgpack", "decoder.msgpack")
+        spec["init_fingerprint"] = run_spec.fingerprint(config.init_from, halves)
+    return spec
+
+
+def resumes(config, workdir):
+    """Whether ``workdir`` holds this config's run (or nothing): what ``train_and_evaluate`` checks."""
+    workdir = pathlib.Path(workdir)
+    checkpoints = workdir / "checkpoints"
+    empty = not (checkpoints.is_dir() and any(checkpoints.iterdir()))
+    return empty or run_spec.same(workdir, _run_spec(config), "run_spec.json")
+
+
 def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     """Trains, evaluates and writes the outputs; resumes from ``workdir`` if it holds a checkpoint.
 
@@ -325,6 +364,9 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     num_units = len(train_units)
     sampling_rate = min(1.0, config.dp.expected_batch_size / num_units)
     expected_batch_size = sampling_rate * num_units
+
+    # Checkpoints in workdir resume only if they come from the same run (fails before compiling).
+    run_spec.check_and_record(workdir, _run_spec(config), filename="run_spec.json", what="an autoencoder")
 
     # Mesh, model, optimizer.
     mesh = make_mesh()

@@ -28,7 +28,6 @@ by up to 2C, not C: the accountant is given noise_multiplier / 2 (recorded as
 The unit of privacy is one training frame.
 """
 
-import hashlib
 import json
 import math
 import pathlib
@@ -49,7 +48,7 @@ from ppvad_jax.data import ucf_layout
 from ppvad_jax.evaluation import roc
 from ppvad_jax.models import bag_backends, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, batch_selection, dp_gradient
-from ppvad_jax.training import optimizers, sharded_step
+from ppvad_jax.training import optimizers, run_spec, sharded_step
 from ppvad_jax.training.autoencoder import make_mesh, to_global
 
 NORMAL, SOFT, HARD = 0, 1, 2
@@ -338,28 +337,7 @@ def _check_checkpoints_match(workdir, features_spec):
     The head's checkpoints say nothing of the features they were fitted to: resuming them after
     the dataset or the autoencoder changed would evaluate an old head on new inputs.
     """
-    want = json.loads(json.dumps(features_spec, default=str))
-    path = workdir / "inputs_spec.json"
-    checkpoints = workdir / "checkpoints"
-    if checkpoints.is_dir() and any(checkpoints.iterdir()):
-        have = json.loads(path.read_text()) if path.is_file() else None
-        if have != want:
-            raise ValueError(
-                f"{checkpoints} holds a classifier trained on other inputs (dataset, autoencoder, "
-                f"detector or backbone differ from {path.name if have else 'an unrecorded run'}): use "
-                "a new --workdir, or move the old one away to retrain"
-            )
-    path.write_text(json.dumps(want, indent=2))
-
-
-def _fingerprint(directory, names):
-    """sha256 over the named files of a directory that exist (name and bytes)."""
-    digest = hashlib.sha256()
-    for name in names:
-        path = pathlib.Path(directory) / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    run_spec.check_and_record(workdir, features_spec, filename="inputs_spec.json", what="a classifier")
 
 
 def train_and_evaluate(config, workdir):
@@ -399,10 +377,10 @@ def train_and_evaluate(config, workdir):
         "detector": config.detector.backend,
         # Contents, not only paths: a dataset rebuilt or an autoencoder retrained in place must not
         # meet its predecessor's cached inputs (hashing a few MB costs milliseconds).
-        "dataset_fingerprint": _fingerprint(
+        "dataset_fingerprint": run_spec.fingerprint(
             pathlib.Path(config.data.dataset_dir), ("dataset_info.json", "prepare_summary.json")
         ),
-        "autoencoder_fingerprint": _fingerprint(export, ("encoder.msgpack", "decoder.msgpack"))
+        "autoencoder_fingerprint": run_spec.fingerprint(export, ("encoder.msgpack", "decoder.msgpack"))
         if export
         else None,
     }

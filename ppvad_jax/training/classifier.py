@@ -8,14 +8,17 @@ The recipe, all configurable (``configs/classifier.py``):
   (the backbones are frozen, so recomputing them every epoch would be pure
   waste: a ResNet-50 forward is ~0.2 s per frame on the 2-core CPU); phase 2
   trains everything at 1e-6 on the cached images; both stop when the
-  validation loss has not improved for ``patience`` epochs and keep the best;
+  validation loss (or, with ``early_stopping_metric='val_auc'``, the validation
+  FL-AUC) has not improved for ``patience`` epochs and keep the best;
 - loss: binary cross-entropy with class weights 1 (normal) : 2 (anomaly); soft
   anomalies are neither fully normal nor fully anomalous (section 3.4.4): their
   target is ``soft_label`` (0.5), and the ``_ha`` variants drop them from
   training altogether (test keeps them, as normal);
 - hard-sample mining (alpha = 3): each step scores alpha*K candidates drawn
   without replacement, in inference mode, and trains on the K with the highest
-  loss; an epoch is then N / (alpha K) steps (the paper's 1/alpha of the data);
+  loss less its floor (the target's entropy, nonzero only for soft targets:
+  ``weighted_excess_bce``); an epoch is then N / (alpha K) steps (the paper's
+  1/alpha of the data);
   ``_no_hm`` variants train on plain batches of K;
 - optimizers adam | dpsgd | dpadam | dpadagrad, the DP ones through the same
   privatizer as the autoencoder.

@@ -297,6 +297,8 @@ def split_units(config):
     )
 
 
+RUN_SPEC = "run_spec.json"
+
 # Settings a resumed run may change: when to stop, evaluate and save, how gradients are computed
 # (same values, other memory or speed), and delta (accounting only, recomputed at the end).
 _RESUMABLE_CHANGES = {
@@ -318,22 +320,16 @@ def _run_spec(config):
             for name in sub:
                 spec.get(key, {}).pop(name, None)
     spec["data"]["dataset_dir"] = str(pathlib.Path(config.data.dataset_dir).absolute())
-    spec["dataset_fingerprint"] = run_spec.fingerprint(
-        config.data.dataset_dir, ("dataset_info.json", "prepare_summary.json")
-    )
+    spec["dataset_fingerprint"] = run_spec.dataset_fingerprint(config.data.dataset_dir)
     if config.init_from:
         spec["init_from"] = str(pathlib.Path(config.init_from).absolute())
-        halves = ("encoder.msgpack", "decoder.msgpack")
-        spec["init_fingerprint"] = run_spec.fingerprint(config.init_from, halves)
+        spec["init_fingerprint"] = run_spec.export_fingerprint(config.init_from)
     return spec
 
 
 def resumes(config, workdir):
     """Whether ``workdir`` holds this config's run (or nothing): what ``train_and_evaluate`` checks."""
-    workdir = pathlib.Path(workdir)
-    checkpoints = workdir / "checkpoints"
-    empty = not (checkpoints.is_dir() and any(checkpoints.iterdir()))
-    return empty or run_spec.same(workdir, _run_spec(config), "run_spec.json")
+    return run_spec.resumes(workdir, _run_spec(config), RUN_SPEC)
 
 
 def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
@@ -366,7 +362,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     expected_batch_size = sampling_rate * num_units
 
     # Checkpoints in workdir resume only if they come from the same run (fails before compiling).
-    run_spec.check_and_record(workdir, _run_spec(config), filename="run_spec.json", what="an autoencoder")
+    run_spec.check_and_record(workdir, _run_spec(config), filename=RUN_SPEC, what="an autoencoder")
 
     # Mesh, model, optimizer.
     mesh = make_mesh()

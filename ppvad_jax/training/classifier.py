@@ -380,12 +380,8 @@ def train_and_evaluate(config, workdir):
         "detector": config.detector.backend,
         # Contents, not only paths: a dataset rebuilt or an autoencoder retrained in place must not
         # meet its predecessor's cached inputs (hashing a few MB costs milliseconds).
-        "dataset_fingerprint": run_spec.fingerprint(
-            pathlib.Path(config.data.dataset_dir), ("dataset_info.json", "prepare_summary.json")
-        ),
-        "autoencoder_fingerprint": run_spec.fingerprint(export, ("encoder.msgpack", "decoder.msgpack"))
-        if export
-        else None,
+        "dataset_fingerprint": run_spec.dataset_fingerprint(config.data.dataset_dir),
+        "autoencoder_fingerprint": run_spec.export_fingerprint(export),
     }
     reconstructor = classifier_inputs.Reconstructor(export)
     detector = make_detector(config)

@@ -26,15 +26,32 @@ def fingerprint(directory, names):
     return digest.hexdigest()
 
 
+def dataset_fingerprint(dataset_dir):
+    """What identifies a prepared dataset's contents (a rebuild in place changes it)."""
+    return fingerprint(dataset_dir, ("dataset_info.json", "prepare_summary.json"))
+
+
+def export_fingerprint(export_dir):
+    """What identifies an autoencoder export's weights (a retrain in place changes it); None without one."""
+    return fingerprint(export_dir, ("encoder.msgpack", "decoder.msgpack"))
+
+
+def _as_json(spec):
+    return json.loads(json.dumps(spec, default=str))
+
+
 def recorded(workdir, filename):
     """The spec recorded in ``workdir``, or None."""
     path = pathlib.Path(workdir) / filename
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def same(workdir, spec, filename):
-    """Whether ``spec`` is the recorded one (as ``check_and_record`` compares them)."""
-    return recorded(workdir, filename) == json.loads(json.dumps(spec, default=str))
+def resumes(workdir, spec, filename, checkpoints="checkpoints"):
+    """Whether ``workdir`` holds no checkpoints, or checkpoints recorded under ``spec``:
+    what ``check_and_record`` accepts."""
+    directory = pathlib.Path(workdir) / checkpoints
+    empty = not (directory.is_dir() and any(directory.iterdir()))
+    return empty or recorded(workdir, filename) == _as_json(spec)
 
 
 def check_and_record(workdir, spec, *, filename, what, checkpoints="checkpoints"):
@@ -52,19 +69,17 @@ def check_and_record(workdir, spec, *, filename, what, checkpoints="checkpoints"
         ``spec``, or there is none (a run from before specs were recorded).
     """
     workdir = pathlib.Path(workdir)
-    want = json.loads(json.dumps(spec, default=str))
-    path = workdir / filename
-    directory = workdir / checkpoints
-    if directory.is_dir() and any(directory.iterdir()):
+    want = _as_json(spec)
+    if not resumes(workdir, spec, filename, checkpoints):
         have = recorded(workdir, filename)
-        if have != want:
-            if have is None:
-                why = f"an unrecorded run (no {filename})"
-            else:
-                keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-                why = f"trained on other inputs or settings: {', '.join(keys)} differ from {filename}"
-            raise ValueError(
-                f"{directory} holds {what} {why}; use a new --workdir, or move the old one away to retrain"
-            )
+        if have is None:
+            why = f"an unrecorded run (no {filename})"
+        else:
+            keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            why = f"trained on other inputs or settings: {', '.join(keys)} differ from {filename}"
+        raise ValueError(
+            f"{workdir / checkpoints} holds {what} {why}; use a new --workdir, or move the old one away "
+            "to retrain"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(want, indent=2))
+    (workdir / filename).write_text(json.dumps(want, indent=2))

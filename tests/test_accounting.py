@@ -6,7 +6,9 @@ import pathlib
 import subprocess
 import sys
 
+import dp_accounting
 import pytest
+from scipy import optimize, stats
 
 from ppvad_jax.privacy import accounting
 
@@ -15,7 +17,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # (q, sigma, steps, delta, epsilon, accountant, source)
 PUBLISHED = [
     (150 / 60000, 1.3, 6000, 1e-5, 0.7242, "rdp", "tensorflow/privacy compute_dp_sgd_privacy_test Test0"),
-    (150 / 60000, 1.3, 6000, 1e-5, 0.640, "pld", "dp_accounting PLD on the same event"),
     (0.04, 1.5, 2250, 1e-5, 7.32933, "rdp", "dp_accounting RDP (Opacus RDP 7.32911)"),
     (0.04, 1.5, 2250, 1e-5, 6.77, "pld", "Opacus PRV 6.777"),
     (0.1, 3.0, 512, 1e-6, 4.05, "rdp", "jax_privacy accounting doctest"),
@@ -34,6 +35,25 @@ def test_published_values(q, sigma, steps, delta, epsilon, accountant, source):
         assert got == pytest.approx(epsilon, rel=2e-3), source
     else:
         assert accounting.epsilon_pld(params) == pytest.approx(epsilon, rel=5e-3), source
+
+
+def _analytic_gaussian_epsilon(mu, delta):
+    """Exact epsilon of a Gaussian mechanism with sensitivity/std ``mu`` (Balle & Wang 2018, Thm 8)."""
+
+    def delta_of(eps):
+        return stats.norm.cdf(mu / 2 - eps / mu) - math.exp(eps) * stats.norm.cdf(-mu / 2 - eps / mu)
+
+    return optimize.brentq(lambda e: delta_of(e) - delta, 0.0, 100.0, xtol=1e-10)
+
+
+@pytest.mark.parametrize("sigma, steps, delta", [(2.0, 16, 1e-5), (5.0, 100, 1e-6), (1.0, 1, 1e-5)])
+def test_pld_matches_the_analytic_gaussian_at_full_batch(sigma, steps, delta):
+    """Guards the circular accounting row (issue 15): q = 1 makes the mechanism a plain Gaussian,
+    and T Gaussians of multiplier sigma compose exactly to one of multiplier sigma / sqrt(T),
+    whose epsilon has a closed form: an answer that owes nothing to dp_accounting."""
+    exact = _analytic_gaussian_epsilon(math.sqrt(steps) / sigma, delta)
+    got = accounting.epsilon_pld(accounting.DpParams(sigma, 1.0, steps, delta))
+    assert exact <= got <= exact * 1.002 + 1e-4  # PLD is a pessimistic upper bound, and tight
 
 
 def test_optimal_order_of_the_tf_privacy_row():
@@ -94,3 +114,27 @@ def test_cli_calibrates():
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["noise_multiplier"] == pytest.approx(9.66, rel=2e-3)
     assert run_cli("--sampling_rate=0.1", "--steps=5").returncode != 0  # neither sigma nor target
+
+
+def test_cli_refuses_a_non_finite_noise_multiplier():
+    """Guards the nan item of issue 15: nan used to print epsilon nan with exit 0."""
+    done = run_cli("--noise_multiplier=nan", "--sampling_rate=0.1", "--steps=5")
+    assert done.returncode != 0 and "noise_multiplier must be finite" in done.stderr
+
+
+def test_cli_with_the_run_numbers_accounts_the_frame_pair_and_mining():
+    """With --num_units the CLI is the trainers' plan: a record pair per frame (rate 1-(1-q)^2)
+    and top-K mining (2C per record) give an event of sigma / 4, composed here by hand."""
+    done = run_cli(
+        "--noise_multiplier=2", "--num_units=3000", "--expected_batch_size=96", "--records_per_unit=2",
+        "--selection_factor=2", "--steps=300", "--delta=1e-4",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    q = 96 / 3000
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(1 - (1 - q) ** 2, dp_accounting.GaussianDpEvent(0.5)), 300
+    )
+    pld = dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4).compose(event)
+    assert json.loads(done.stdout)["epsilon_pld"] == pytest.approx(pld.get_epsilon(1e-4), rel=2e-3)
+    big = run_cli("--noise_multiplier=1", "--num_units=50", "--expected_batch_size=60", "--steps=5")
+    assert big.returncode != 0 and "expected batch size 60" in big.stderr  # B > N refused

@@ -9,13 +9,18 @@ def test_same_step_same_batch_and_padding_rules():
     a, b = sampler.sample(7), sampler.sample(7)
     np.testing.assert_array_equal(a.indices, b.indices)
     assert not np.array_equal(sampler.sample(8).indices, a.indices)
+    sizes = set()
     for step in range(50):
         batch = sampler.sample(step)
         size = len(batch.indices)
-        assert size % 4 == 0 and size % sampler.bucket == 0 and size >= batch.num_real
+        sizes.add(size)
+        # Divisible by the 4 devices asked for, never short, and padded by less than one bucket.
+        assert size % 4 == 0 and batch.num_real <= size <= batch.num_real + sampler.bucket
         assert batch.is_padding.sum() == size - batch.num_real
         real = batch.indices[: batch.num_real]
         assert len(np.unique(real)) == batch.num_real and real.max(initial=0) < 1000
+    # Expected 20 per step: a handful of padded shapes (compiles), not one per realised size.
+    assert len(sizes) <= 4
 
 
 def test_poisson_statistics():

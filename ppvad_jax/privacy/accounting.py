@@ -55,6 +55,9 @@ class DpParams:
     delta: float
 
     def __post_init__(self):
+        for name in ("noise_multiplier", "sampling_rate", "delta"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
         if not 0 < self.sampling_rate <= 1:
             raise ValueError(f"sampling_rate must be in (0, 1], got {self.sampling_rate}")
         if self.noise_multiplier < 0:
@@ -132,6 +135,34 @@ def report(params, *, unit="frame", sampling="poisson", pld=True):
         "Poisson-subsampled Gaussian, add/remove adjacency",
     }
     return out
+
+
+def composed(params_list, delta):
+    """Epsilon (RDP and PLD) of several trainings released together about the same units.
+
+    The autoencoder and the classifier train on the same frames: whoever sees both models
+    sees the composition of their mechanisms, at one delta. ``params_list``: the accounted
+    ``DpParams`` of each (their own deltas are ignored).
+    """
+    if any(p.noise_multiplier == 0 and p.steps for p in params_list):
+        return {"epsilon_rdp": math.inf, "epsilon_pld": math.inf, "delta": delta}
+    events = [dp_event(p) for p in params_list if p.steps]
+    if not events:
+        return {"epsilon_rdp": 0.0, "epsilon_pld": 0.0, "delta": delta}
+    event = dp_accounting.ComposedDpEvent(events)
+    rdp = dp_accounting.rdp.RdpAccountant(list(RDP_ORDERS))
+    absl_logger = std_logging.getLogger("absl")  # see epsilon_rdp
+    level = absl_logger.level
+    absl_logger.setLevel(std_logging.ERROR)
+    try:
+        rdp.compose(event)
+        eps_rdp = float(rdp.get_epsilon(delta))
+    finally:
+        absl_logger.setLevel(level)
+    discretization = float(min(max(eps_rdp * 1e-5, PLD_MIN_DISCRETIZATION), 1.0))
+    pld = dp_accounting.pld.PLDAccountant(value_discretization_interval=discretization)
+    pld.compose(event)
+    return {"epsilon_rdp": eps_rdp, "epsilon_pld": float(pld.get_epsilon(delta)), "delta": delta}
 
 
 def json_safe(record):

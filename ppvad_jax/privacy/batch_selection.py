@@ -3,7 +3,9 @@
 Every step each of the N units (frames, or videos) joins the batch
 independently with probability q, from a generator seeded by (seed, step): the
 batch of any step is reproducible without replaying earlier steps, so a
-resumed run draws exactly the batches it would have drawn.
+resumed run draws exactly the batches it would have drawn. A private run's seed
+is its secret (``run_secret``) and a stream number: the batches are part of the
+mechanism, and amplification by sampling holds only while they are secret.
 
 The realised size varies (Binomial(N, q)), and a new shape would recompile the
 jitted step; batches are therefore padded up to the next multiple of a bucket
@@ -30,6 +32,7 @@ class PoissonSampler:
     def __init__(self, *, num_units, sampling_rate, seed, granularity=1, bucket=None):
         """
         Args:
+          seed: an int or a sequence of ints (``RunSecret.sampler_entropy(stream)``).
           granularity: padded sizes are multiples of this (microbatch x devices).
           bucket: the padding step, rounded up to a multiple of ``granularity``;
             default half the expected batch, so a run compiles three or four
@@ -42,7 +45,7 @@ class PoissonSampler:
             raise ValueError(f"num_units must be positive, got {num_units}")
         self.num_units = num_units
         self.sampling_rate = sampling_rate
-        self.seed = seed
+        self._entropy = tuple(int(s) for s in (seed if isinstance(seed, (tuple, list)) else (seed,)))
         expected = num_units * sampling_rate
         bucket = max(1, math.ceil(expected / 2)) if not bucket else bucket
         self.bucket = granularity * math.ceil(bucket / granularity)
@@ -56,7 +59,7 @@ class PoissonSampler:
 
     def sample(self, step):
         """The batch of step ``step``."""
-        rng = np.random.default_rng([self.seed, step])
+        rng = np.random.default_rng([*self._entropy, int(step)])
         # Binomial size then a uniform subset of that size: exactly Poisson sampling, in O(size).
         num_real = int(rng.binomial(self.num_units, self.sampling_rate))
         chosen = np.sort(rng.choice(self.num_units, size=num_real, replace=False)).astype(np.int64)

@@ -6,16 +6,12 @@ over every parameter), zeroes padding and non-finite examples, and returns the
 sum in float32. That sum is what the Gaussian mechanism privatises: adding or
 removing one example changes it by at most C in L2 norm.
 
-Two ways to get per-example gradients: ``vmap(grad)`` (any loss; the
-reference) and ``per_example`` layer by layer (conv nets; about as fast as the
-plain batched gradient). Memory is bounded by the microbatch: examples go
-through in microbatches of ``microbatch_size`` under a ``lax.scan``, so at most that many
-per-example gradients (and activations) exist at once. The result does not
-depend on the microbatch size beyond float summation order.
-
-Microbatch i holds examples i, i + n, i + 2n, ... (n microbatches): when the
-batch is sharded over devices in contiguous blocks, every microbatch then
-spans all devices and each scan step keeps every device busy.
+``clipped_sum`` takes any ``grads_fn(params, examples) -> (per-example grads,
+losses)``: ``vmap_grads_fn`` (any loss; the reference) or ``layerwise_grads_fn``
+(conv nets; about as fast as the plain batched gradient). The ClipResult's counts
+(loss sum, clipped and non-finite examples) are statistics of private data:
+trainers never publish them from a private run. The result does not depend on
+the microbatch size beyond float summation order.
 """
 
 import dataclasses
@@ -23,6 +19,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import optax
+import optax.microbatching
 
 from ppvad_jax.privacy import per_example
 
@@ -38,12 +35,11 @@ class ClipResult:
     num_examples: jax.Array  # non-padding examples
     num_clipped: jax.Array  # examples whose norm exceeded C
     num_nonfinite: jax.Array  # examples dropped for a NaN/inf loss or gradient
-    max_norm: jax.Array  # largest unclipped finite norm (diagnostics only; not private)
 
 
 jax.tree_util.register_dataclass(
     ClipResult,
-    data_fields=["grad_sum", "loss_sum", "num_examples", "num_clipped", "num_nonfinite", "max_norm"],
+    data_fields=["grad_sum", "loss_sum", "num_examples", "num_clipped", "num_nonfinite"],
     meta_fields=[],
 )
 
@@ -62,19 +58,6 @@ def clip_one(grads, *, l2_clip_norm, keep=True):
     return clipped, norm, finite
 
 
-def _to_microbatches(batch, microbatch_size):
-    """[B, ...] -> [n, m, ...] with microbatch i = examples i, i+n, i+2n, ..."""
-
-    def split(x):
-        b = x.shape[0]
-        if b % microbatch_size:
-            raise ValueError(f"batch size {b} is not a multiple of microbatch_size {microbatch_size}")
-        n = b // microbatch_size
-        return jnp.swapaxes(x.reshape(microbatch_size, n, *x.shape[1:]), 0, 1)
-
-    return jax.tree.map(split, batch)
-
-
 def _clip_and_sum(grads, losses, pads, l2_clip_norm):
     """Clips a microbatch of per-example grads ([m, ...] leaves) and sums them (float32)."""
 
@@ -83,81 +66,111 @@ def _clip_and_sum(grads, losses, pads, l2_clip_norm):
         clipped, norm, finite = clip_one(g, l2_clip_norm=l2_clip_norm, keep=keep)
         used = jnp.logical_and(keep, finite)
         real = jnp.logical_not(pad)
-        stats = (
-            jnp.where(used, loss, 0.0).astype(jnp.float32),
-            real.astype(jnp.int32),
-            jnp.logical_and(used, norm > l2_clip_norm).astype(jnp.int32),
-            jnp.logical_and(real, jnp.logical_not(used)).astype(jnp.int32),
-            jnp.where(used, norm, 0.0).astype(jnp.float32),
+        counts = _Counts(
+            loss_sum=jnp.where(used, loss, 0.0).astype(jnp.float32),
+            num_examples=real.astype(jnp.int32),
+            num_clipped=jnp.logical_and(used, norm > l2_clip_norm).astype(jnp.int32),
+            num_nonfinite=jnp.logical_and(real, jnp.logical_not(used)).astype(jnp.int32),
         )
-        return clipped, stats
+        return clipped, counts
 
-    clipped, (loss, count, num_clipped, nonfinite, norms) = jax.vmap(one)(grads, losses, pads)
-    summed = jax.tree.map(lambda g: g.sum(axis=0), clipped)
-    return summed, (loss.sum(), count.sum(), num_clipped.sum(), nonfinite.sum(), norms.max())
-
-
-def _scan_microbatches(grads_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size):
-    """Runs ``grads_fn(microbatch) -> (per-example grads, losses)`` over microbatches.
-
-    Returns the ClipResult of the summed clipped gradients.
-    """
-    batch_size = is_padding.shape[0]
-    microbatch_size = batch_size if microbatch_size is None else microbatch_size
-
-    def body(carry, micro):
-        examples, pads = micro
-        grads, losses = grads_fn(examples)
-        summed, stats = _clip_and_sum(grads, losses, pads, l2_clip_norm)
-        grad_sum, loss_sum, n, c, nf, mx = carry
-        grad_sum = jax.tree.map(jnp.add, grad_sum, summed)
-        return (grad_sum, loss_sum + stats[0], n + stats[1], c + stats[2], nf + stats[3],
-                jnp.maximum(mx, stats[4])), None  # fmt: skip
-
-    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-    init = (zeros, jnp.float32(0), jnp.int32(0), jnp.int32(0), jnp.int32(0), jnp.float32(0))
-    micro = _to_microbatches((batch, is_padding), microbatch_size)
-    (grad_sum, loss_sum, n, c, nf, mx), _ = jax.lax.scan(body, init, micro)
-    return ClipResult(grad_sum, loss_sum, n, c, nf, mx)
+    clipped, counts = jax.vmap(one)(grads, losses, pads)
+    return jax.tree.map(lambda a: a.sum(axis=0), (clipped, counts))
 
 
-def clipped_grad_sum(loss_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size=None):
-    """Sum over examples of per-example clipped gradients, per-example grads by ``vmap(grad)``.
+@dataclasses.dataclass(frozen=True)
+class _Counts:
+    """What a microbatch adds to a ClipResult besides the gradients (summed over microbatches)."""
+
+    loss_sum: jax.Array
+    num_examples: jax.Array
+    num_clipped: jax.Array
+    num_nonfinite: jax.Array
+
+
+jax.tree_util.register_dataclass(
+    _Counts, data_fields=["loss_sum", "num_examples", "num_clipped", "num_nonfinite"], meta_fields=[]
+)
+
+
+def clipped_sum(grads_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size=None):
+    """Sum over examples of per-example gradients clipped to global norm C, for any loss.
 
     Args:
-      loss_fn: ``loss_fn(params, example) -> scalar`` for ONE example (no batch axis).
+      grads_fn: ``grads_fn(params, examples) -> (per-example grads [m, ...] leaves, losses [m])``
+        (``vmap_grads_fn`` or ``layerwise_grads_fn`` make one).
       params: pytree of parameters.
       batch: pytree of arrays with a leading batch axis B.
       is_padding: bool [B]; padding examples contribute exactly nothing.
       l2_clip_norm: C.
-      microbatch_size: examples per vmap; B must be a multiple. None: all of B at once.
+      microbatch_size: examples per ``grads_fn`` call (B must be a multiple); None: all of B.
 
     Returns:
-      ClipResult.
-    """
+      ClipResult. Adding or removing one example moves ``grad_sum`` by at most C.
 
-    def grads_fn(examples):
+    Microbatches run one after another under ``optax.microbatching`` (a ``fori_loop``), so
+    at most ``microbatch_size`` per-example gradients exist at once. Microbatch i holds
+    examples i, i + n, i + 2n, ... (n microbatches): a batch sharded over devices in
+    contiguous blocks keeps every device busy in every microbatch. A microbatch that is all
+    padding is skipped (``lax.cond``: a Poisson batch padded to its bucket is often a
+    quarter padding, measured on the demo's runs).
+    """
+    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+
+    def one_microbatch(examples, pads):
+        def compute(_):
+            grads, losses = grads_fn(params, examples)
+            return _clip_and_sum(grads, losses, pads, l2_clip_norm)
+
+        def skip(_):
+            int0 = jnp.int32(0)
+            return zeros, _Counts(jnp.float32(0), int0, int0, int0)
+
+        return jax.lax.cond(jnp.all(pads), skip, compute, None)
+
+    summed = optax.microbatching.microbatch(one_microbatch, argnums=(0, 1), microbatch_size=microbatch_size)
+    if microbatch_size is not None and is_padding.shape[0] % microbatch_size:
+        raise ValueError(
+            f"batch size {is_padding.shape[0]} is not a multiple of microbatch_size {microbatch_size}"
+        )
+    grad_sum, counts = summed(batch, is_padding)
+    return ClipResult(
+        grad_sum, counts.loss_sum, counts.num_examples, counts.num_clipped, counts.num_nonfinite
+    )
+
+
+def vmap_grads_fn(loss_fn):
+    """``grads_fn`` from a one-example ``loss_fn(params, example) -> scalar``, by ``vmap(grad)``."""
+
+    def grads_fn(params, examples):
         losses, grads = jax.vmap(jax.value_and_grad(loss_fn), in_axes=(None, 0))(params, examples)
         return grads, losses
 
-    return _scan_microbatches(
-        grads_fn, params, batch, is_padding, l2_clip_norm=l2_clip_norm, microbatch_size=microbatch_size
-    )
+    return grads_fn
+
+
+def layerwise_grads_fn(losses_fn, rows_per_example=1):
+    """``grads_fn`` from a batched ``losses_fn(params, batch) -> [B]``, layer by layer."""
+
+    def grads_fn(params, examples):
+        return per_example.per_example_grads(losses_fn, params, examples, rows_per_example=rows_per_example)
+
+    return grads_fn
+
+
+def clipped_grad_sum(loss_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size=None):
+    """``clipped_sum`` with per-example grads by ``vmap(grad)`` of a one-example ``loss_fn``."""
+    return clipped_sum(
+        vmap_grads_fn(loss_fn), params, batch, is_padding, l2_clip_norm=l2_clip_norm,
+        microbatch_size=microbatch_size,
+    )  # fmt: skip
 
 
 def clipped_grad_sum_layerwise(
     losses_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size=None, rows_per_example=1
 ):
-    """The same sum, with per-example grads computed layer by layer (``per_example``).
-
-    Args:
-      losses_fn: ``losses_fn(params, batch) -> [B]`` per-example losses of a batch.
-      rows_per_example: see ``per_example.per_example_grads``.
-    """
-
-    def grads_fn(examples):
-        return per_example.per_example_grads(losses_fn, params, examples, rows_per_example=rows_per_example)
-
-    return _scan_microbatches(
-        grads_fn, params, batch, is_padding, l2_clip_norm=l2_clip_norm, microbatch_size=microbatch_size
-    )
+    """``clipped_sum`` with per-example grads layer by layer (``per_example``)."""
+    return clipped_sum(
+        layerwise_grads_fn(losses_fn, rows_per_example), params, batch, is_padding,
+        l2_clip_norm=l2_clip_norm, microbatch_size=microbatch_size,
+    )  # fmt: skip

@@ -64,12 +64,13 @@ def get_config(arg=None):
     config.dp.microbatch_size = 8  # per-example gradients held at once (memory bound)
     config.dp.unit = "frame"  # unit of privacy: "frame" or "video"
     config.dp.frames_per_video = 8  # frames standing for one video when unit="video"
-    config.dp.delta = 0.0  # 0: 10^-k just below 1/N
+    config.dp.delta = 0.0  # 0: 10^-k just below 1/N; a delta >= 1/N is refused unless allowed
+    config.dp.allow_large_delta = False
+    # Noise and batches from a secret drawn from the OS, kept in WORKDIR/checkpoints. True: from
+    # config.seed instead, so anyone with the seed can replay the noise (tests, reproducible
+    # research only; metrics.json says so).
+    config.dp.insecure_fixed_seed = False
     config.dp.batch_bucket = 0  # Poisson batches are padded to multiples of this; 0: half the expected batch
-    # TF Privacy compatibility: >1 clips the mean gradient of groups of this many units, as
-    # TF Privacy does with num_microbatches < batch size. One unit then moves its group's
-    # clipped gradient by up to 2C, so the accountant is given noise_multiplier / 2.
-    config.dp.tf_privacy_group_size = 1
 
     config.schedule = ml_collections.ConfigDict()
     config.schedule.max_epochs = 50

@@ -48,6 +48,7 @@ def time_variant(optimizer, grad_method):
     config.plain_grad_method = grad_method
     config.dp.microbatch_size = _MICRO.value or _BATCH.value
     config.dtype = _DTYPE.value
+    config.dp.expected_batch_size = _BATCH.value
     mesh = trainer.make_mesh()
     model = autoencoder.Autoencoder(dtype=jnp.bfloat16 if _DTYPE.value == "bfloat16" else None)
     tx = optimizers.make(optimizer, 1e-4)
@@ -56,10 +57,12 @@ def time_variant(optimizer, grad_method):
     state = jax.device_put(
         trainer.TrainState(jnp.int32(0), params, tx.init(params)), NamedSharding(mesh, P())
     )
+    private = optimizers.is_private(optimizer)
+    # Every unit of the batch real: a plan whose expected batch is the batch (N = 10 batches).
+    plan = trainer.make_plan(config, 10 * _BATCH.value) if private else None
     step = trainer.make_train_step(
-        model, tx, config, private=optimizers.is_private(optimizer), expected_batch_size=float(_BATCH.value),
-        noise_key=jax.random.key(1), mesh=mesh,
-    )  # fmt: skip
+        model, tx, config, private=private, plan=plan, noise_key=jax.random.key(1), mesh=mesh
+    )
     data = NamedSharding(mesh, P("data"))
     frames = trainer.to_global(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), data)
     padding = trainer.to_global(np.zeros(shape[0], bool), data)

@@ -36,7 +36,10 @@ def main(argv):
         "epsilon_rdp",
         "epsilon_pld",
         "delta",
+        "unit_of_privacy",
         "steps",
+        "accounted_steps",
+        "randomness",
         "stopped_because",
     )
     print(json.dumps({k: metrics.get(k) for k in keys}, indent=2))

@@ -39,8 +39,10 @@ def one_update(num_devices, microbatch_size, grad_method="layerwise"):
     params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
     before = jax.device_get(params)  # the step donates its input state
     state = trainer.TrainState(jnp.int32(3), params, tx.init(params))
+    config.dp.expected_batch_size = 12
+    plan = trainer.make_plan(config, 1000)
     step = trainer.make_train_step(
-        model, tx, config, private=True, expected_batch_size=12.0, noise_key=jax.random.key(42), mesh=mesh
+        model, tx, config, private=True, plan=plan, noise_key=jax.random.key(42), mesh=mesh
     )
     frames = np.random.default_rng(0).integers(0, 256, (16, 16, 16, 3), dtype=np.uint8)
     is_padding = np.arange(16) >= 13

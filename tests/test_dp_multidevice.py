@@ -31,6 +31,7 @@ def results():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_one_update_agrees_across_devices_and_microbatch_sizes(results):
     assert results["devices"] == 8 and results["units"] == 13
     keys = [k for k in results if k.startswith("rel_diff")]

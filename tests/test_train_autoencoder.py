@@ -1,13 +1,16 @@
 """The autoencoder trainer end to end on a tiny prepared dataset: outputs, resume, epsilon."""
 
+import itertools
 import json
 
+import dp_accounting
 import numpy as np
 import pytest
 
 from configs import autoencoder as ae_config
+from ppvad_jax.data import autoencoder_data
 from ppvad_jax.models import autoencoder_io
-from ppvad_jax.privacy import accounting
+from ppvad_jax.privacy import run_secret
 from ppvad_jax.training import autoencoder as trainer
 from ppvad_jax.training import classifier
 from tests import autoencoder_support
@@ -39,12 +42,20 @@ def test_dp_run_writes_everything_and_reports_epsilon(dataset_dir, tmp_path):
     # What the classifier repeats of its autoencoder's privacy is all there (no null fields).
     assert all(saved.get(k) is not None for k in classifier._AE_PRIVACY_KEYS)
     assert 0 < saved["ssim"] <= 1 and saved["mse"] > 0
-    # The epsilon printed is the one the accountant computes for what ran.
-    want = accounting.report(
-        accounting.DpParams(1.0, saved["sampling_rate"], 6, saved["delta"]), unit="frame"
+    # The epsilon printed is dp_accounting's, composed by hand for the steps that ran, at the
+    # rate E / N with N counted from the dataset's own train units (not the saved q).
+    splits, _ = autoencoder_data.split_units(
+        dataset_dir, source_split="train", videos_per_class=0, unit="frame", frames_per_video=1,
+        fractions=(0.7, 0.15, 0.15), seed=0,
+    )  # fmt: skip
+    n = sum(len(r) for r in splits["train"].records)
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(4 / n, dp_accounting.GaussianDpEvent(1.0)), 6
     )
-    assert saved["epsilon_rdp"] == pytest.approx(want["epsilon_rdp"])
-    assert saved["epsilon_pld"] == pytest.approx(want["epsilon_pld"])
+    pld = dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4)
+    pld.compose(event)
+    assert saved["epsilon_pld"] == pytest.approx(pld.get_epsilon(saved["delta"]), rel=1e-3)
+    assert saved["accounted_steps"] == 6 and not saved["insecure_fixed_seed"]
     assert saved["delta"] < 1 / saved["train_units"]
     assert (tmp_path / "reconstructions.png").stat().st_size > 1000
     assert list((tmp_path / "tensorboard").iterdir())
@@ -54,9 +65,25 @@ def test_dp_run_writes_everything_and_reports_epsilon(dataset_dir, tmp_path):
     assert metrics["mse"] == saved["mse"]
 
 
-def test_a_killed_run_resumes_to_the_same_result(dataset_dir, tmp_path):
+def _os_bits(monkeypatch):
+    """``secrets.randbits`` from a counter: each call of the returned reset() restarts it."""
+    state = {}
+
+    def reset():
+        state["it"] = itertools.count(1000)
+
+    reset()
+    monkeypatch.setattr(run_secret.secrets, "randbits", lambda k: next(state["it"]))
+    return reset
+
+
+def test_a_killed_run_resumes_to_the_same_result(dataset_dir, tmp_path, monkeypatch):
+    """Guards defect 1 of the DP review: resume reads the run's stored secret back (a fresh draw
+    would give other noise and batches, and the exports would differ)."""
+    reset = _os_bits(monkeypatch)
     config = tiny_config(dataset_dir)
     straight = trainer.train_and_evaluate(config, tmp_path / "straight")
+    reset()  # the killed run's first start draws the same secret as the straight one
     assert trainer.train_and_evaluate(config, tmp_path / "killed", interrupt_at_step=5) is None
     # Not resumed as if it were another run: a changed setting is named, a new start too.
     other = config.copy_and_resolve_references()
@@ -97,6 +124,7 @@ def test_layerwise_and_autodiff_steps_agree(dataset_dir, tmp_path, optimizer, fi
         config = tiny_config(dataset_dir, optimizer)
         config[field] = method
         config.schedule.max_steps = 2
+        config.dp.insecure_fixed_seed = True  # the same noise for both methods
         outs[method] = trainer.train_and_evaluate(config, tmp_path / method)
     assert outs["layerwise"]["mse"] == pytest.approx(outs["autodiff"]["mse"], rel=1e-4)
 
@@ -124,11 +152,93 @@ def test_video_as_the_unit_of_privacy(dataset_dir, tmp_path):
     assert metrics["delta"] < 1 / metrics["train_units"]
 
 
-def test_tf_privacy_groups_are_accounted_with_half_the_noise(dataset_dir, tmp_path):
+def _scalar_tags(path):
+    """Scalar tags of a TensorBoard event file, read as TFRecords (no TensorBoard installed)."""
+    from tensorboardX.proto import event_pb2
+
+    data, tags, pos = path.read_bytes(), set(), 0
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 8], "little")
+        event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+        tags |= {v.tag for v in event.summary.value}
+        pos += 16 + length
+    return tags
+
+
+def _text_of(directory):
+    """Every file under ``directory`` as bytes, joined (for searching a secret in it)."""
+    return b"".join(p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file())
+
+
+@pytest.mark.slow
+def test_noise_and_batches_come_from_a_secret_that_is_never_published(dataset_dir, tmp_path):
+    """Guards defect 1: with a public seed anyone could replay every noise draw. Two private runs
+    of one config draw different noise; the secret sits only in the checkpoint directory (0600),
+    and neither its words nor anything derived from them is in run_spec, metrics, TensorBoard or
+    the export."""
     config = tiny_config(dataset_dir)
-    config.dp.tf_privacy_group_size = 2
     config.schedule.max_steps = 2
-    metrics = trainer.train_and_evaluate(config, tmp_path)
-    assert metrics["accounted_noise_multiplier"] == pytest.approx(0.5)
-    want = accounting.epsilon_pld(accounting.DpParams(0.5, metrics["sampling_rate"], 2, metrics["delta"]))
-    assert metrics["epsilon_pld"] == pytest.approx(want)
+    for name in ("a", "b"):
+        trainer.train_and_evaluate(config, tmp_path / name)
+    a, b = ((tmp_path / n / "export" / "decoder.msgpack").read_bytes() for n in "ab")
+    assert a != b  # same config, same public seed: different noise
+    path = tmp_path / "a" / "checkpoints" / run_secret.SECRET_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    words = json.loads(path.read_text())["words"]
+    assert len(words) == 4 and len(set(words)) > 1
+    published = b"".join(_text_of(tmp_path / "a" / d) for d in ("export", "tensorboard")) + b"".join(
+        (tmp_path / "a" / f).read_bytes() for f in ("metrics.json", "run_spec.json")
+    )
+    for word in words:
+        assert str(word).encode() not in published
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["randomness"].startswith("secret") and metrics["insecure_fixed_seed"] is False
+    # The escape hatch: reproducible, and loudly marked.
+    config.dp.insecure_fixed_seed = True
+    runs = [trainer.train_and_evaluate(config, tmp_path / f"fixed{i}") for i in range(2)]
+    c, d = ((tmp_path / f"fixed{i}" / "export" / "decoder.msgpack").read_bytes() for i in range(2))
+    assert c == d and runs[0]["insecure_fixed_seed"] is True and "INSECURE" in runs[0]["randomness"]
+    assert not (tmp_path / "fixed0" / "checkpoints" / run_secret.SECRET_FILE).exists()
+
+
+def test_private_runs_publish_no_unnoised_training_statistics(dataset_dir, tmp_path):
+    """Guards defect 5: loss, realised batch size, clipped fraction and non-finite counts of the
+    training batches are un-noised statistics of private data. A private run's TensorBoard holds
+    only the noisy gradient norm (and validation); its metrics carry no count of training units
+    beyond N. A non-private run still logs them (and says its TensorBoard is private)."""
+
+    def tags(workdir):
+        return {tag for f in (workdir / "tensorboard").iterdir() for tag in _scalar_tags(f)}
+
+    config = tiny_config(dataset_dir)
+    config.schedule.max_steps = 2
+    private = trainer.train_and_evaluate(config, tmp_path / "dp")
+    assert {t for t in tags(tmp_path / "dp") if t.startswith("train/")} == {"train/grad_norm"}
+    assert private["nonfinite_train_units_logged"] is None
+    assert "NOT covered" in private["tensorboard"]
+    config = tiny_config(dataset_dir, optimizer="adam")
+    config.schedule.max_steps = 2
+    plain = trainer.train_and_evaluate(config, tmp_path / "adam")
+    assert {"train/loss", "train/units", "train/nonfinite"} <= tags(tmp_path / "adam")
+    assert plain["tensorboard"].startswith("PRIVATE")
+
+
+def test_an_expected_batch_larger_than_the_data_is_refused_before_training(dataset_dir, tmp_path):
+    """Guards defect 6: q = min(1, B/N) in the sampler but B/N in the report crashed after
+    training. Now the plan refuses B > N before anything runs, naming both numbers."""
+    config = tiny_config(dataset_dir)
+    config.dp.expected_batch_size = 100_000
+    with pytest.raises(ValueError, match=r"expected batch size 100000.0 must be in \(0, \d+\]"):
+        trainer.train_and_evaluate(config, tmp_path)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_a_delta_of_one_over_n_or_more_is_refused(dataset_dir, tmp_path):
+    """Guards defect 10: delta >= 1/N allows publishing a random unit in the clear."""
+    config = tiny_config(dataset_dir)
+    config.dp.delta = 0.5
+    with pytest.raises(ValueError, match=r"delta 0.5 >= 1/N"):
+        trainer.train_and_evaluate(config, tmp_path)
+    config.dp.allow_large_delta = True
+    config.schedule.max_steps = 1
+    assert trainer.train_and_evaluate(config, tmp_path)["delta"] == 0.5

@@ -33,7 +33,8 @@ from jax.sharding import PartitionSpec as P
 from ppvad_jax.data import autoencoder_data, contact_sheet
 from ppvad_jax.evaluation import image_quality
 from ppvad_jax.models import autoencoder, autoencoder_io
-from ppvad_jax.privacy import accounting, batch_selection, dp_gradient, per_example
+from ppvad_jax.privacy import accounting, batch_selection, clipping, per_example, run_secret
+from ppvad_jax.privacy import plan as dp_plan
 from ppvad_jax.training import optimizers, public_pretrain, run_spec, sharded_step
 
 # --- State ------------------------------------------------------------------------------------
@@ -80,34 +81,21 @@ def make_batch_losses(model):
     return batch_losses
 
 
-def make_unit_loss(batch_losses, group_size):
-    """Loss of one unit of privacy, from ``batch_losses`` (the same numbers, one unit at a time).
+def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
+    """The jitted ``train_step(state, batch, is_padding) -> (state, metrics)``.
 
-    A unit is a frame [H, W, 3], a video clip [F, H, W, 3], or (TF Privacy mode)
-    a group ``(units [g, ...], member_is_padding [g])`` whose loss is the mean
-    over its real members.
+    ``plan``: the run's ``privacy.plan.DpPlan`` (None when not private). The metrics include
+    statistics of the batch (loss, real units, clipped fraction, non-finite units): private
+    data, which the loop publishes only for non-private runs.
     """
-    if group_size == 1:
-        return lambda params, unit: batch_losses(params, unit[None])[0]
-
-    def group_loss(params, group):
-        members, member_padding = group
-        real = jnp.logical_not(member_padding)
-        per_member = batch_losses(params, members)
-        return jnp.sum(jnp.where(real, per_member, 0.0)) / jnp.maximum(real.sum(), 1)
-
-    return group_loss
-
-
-def make_train_step(model, tx, config, *, private, expected_batch_size, noise_key, mesh):
-    """The jitted ``train_step(state, batch, is_padding) -> (state, metrics)``."""
-    group = config.dp.tf_privacy_group_size
     if config.grad_method not in ("layerwise", "autodiff"):
         raise ValueError(f"grad_method must be 'layerwise' or 'autodiff', got {config.grad_method!r}")
     layerwise = config.grad_method == "layerwise"
     plain_method = config.get("plain_grad_method", "autodiff")
     if plain_method not in ("layerwise", "autodiff"):
         raise ValueError(f"plain_grad_method must be 'layerwise' or 'autodiff', got {plain_method!r}")
+    if private and plan is None:
+        raise ValueError("a private step needs its DpPlan")
     # vmap(grad) over a sharded batch: XLA (jax/jaxlib 0.10.2, CPU) computes wrong per-example
     # kernel gradients for lax.conv_general_dilated (tests/repro_vmap_sharded_conv.py, ~100%
     # error). The autoencoder never differentiates a lax convolution with respect to its kernel:
@@ -115,25 +103,21 @@ def make_train_step(model, tx, config, *, private, expected_batch_size, noise_ke
     # check (tests/multidevice_dp_check.py) confirms autodiff DP agrees with 1 device. A model
     # that used lax convolutions would need that check rerun before trusting autodiff here.
     batch_losses = make_batch_losses(model)
-    unit_loss = make_unit_loss(batch_losses, group)
     rows_per_unit = config.dp.frames_per_video if config.dp.unit == "video" else 1
+    if layerwise:
+        unit_grads_fn = clipping.layerwise_grads_fn(batch_losses, rows_per_unit)
+    else:
+        unit_grads_fn = clipping.vmap_grads_fn(lambda params, unit: batch_losses(params, unit[None])[0])
 
     def dp_grads(params, batch, is_padding, step, noise_multiplier):
-        if group > 1:  # [B, ...] -> [B/g, g, ...]: TF Privacy's microbatches
-            batch = (batch.reshape(-1, group, *batch.shape[1:]), is_padding.reshape(-1, group))
-            is_padding = batch[1].all(axis=1)
-        grads, clip = dp_gradient.dp_gradient(
-            unit_loss,
+        grads, clip = plan.noisy_gradient(
+            unit_grads_fn,
             params,
             batch,
             is_padding,
             jax.random.fold_in(noise_key, step),  # replicated: the same noise on every device
             noise_multiplier=noise_multiplier,
-            l2_clip_norm=config.dp.l2_clip_norm,
-            expected_batch_size=expected_batch_size / group,
-            microbatch_size=config.dp.microbatch_size // group if group > 1 else config.dp.microbatch_size,
-            losses_fn=batch_losses if layerwise and group == 1 else None,
-            rows_per_example=rows_per_unit,
+            microbatch_size=config.dp.microbatch_size,
         )
         metrics = {
             "loss": clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1),
@@ -261,17 +245,32 @@ def restore(manager, abstract_state):
 # --- The loop ---------------------------------------------------------------------------------
 
 
-def privacy_report(config, *, private, num_units, steps):
-    """Epsilon of what was run, or a plain statement that it is not private."""
-    if not private:
-        return {"epsilon_rdp": None, "epsilon_pld": None, "delta": None, "private": False}
-    delta = config.dp.delta or accounting.default_delta(num_units)
-    group = config.dp.tf_privacy_group_size
-    sigma = config.dp.noise_multiplier / (2.0 if group > 1 else 1.0)
-    params = accounting.DpParams(sigma, config.dp.expected_batch_size / num_units, steps, delta)
-    out = accounting.report(params, unit=config.dp.unit)
-    out.update(private=True, noise_multiplier=config.dp.noise_multiplier, accounted_noise_multiplier=sigma)
-    return out
+def make_plan(config, num_units):
+    """The DP mechanism of a private run on ``num_units`` training units (``privacy.plan``)."""
+    return dp_plan.DpPlan(
+        num_units=num_units,
+        expected_batch_size=float(config.dp.expected_batch_size),
+        noise_multiplier=float(config.dp.noise_multiplier),
+        l2_clip_norm=float(config.dp.l2_clip_norm),
+        delta=config.dp.delta or accounting.default_delta(num_units),
+        unit=config.dp.unit,
+        allow_large_delta=bool(config.dp.get("allow_large_delta", False)),
+    )
+
+
+def planned_steps(config, sampling_rate):
+    """The schedule's maximum: ``max_epochs`` epochs of ``ceil(1/q)`` steps, capped by ``max_steps``."""
+    steps = max(1, math.ceil(1 / sampling_rate)) * config.schedule.max_epochs
+    return min(steps, config.schedule.max_steps) if config.schedule.max_steps else steps
+
+
+def privacy_report(config, *, num_units, steps_run, planned):
+    """Epsilon of what was run (``DpPlan.report``), or a plain statement that it is not private."""
+    if not optimizers.is_private(config.optimizer):
+        return dp_plan.not_private()
+    return make_plan(config, num_units).report(
+        steps_run=steps_run, planned_steps=planned, insecure_seed=config.dp.insecure_fixed_seed
+    )
 
 
 def check_data(config, source):
@@ -295,6 +294,32 @@ def split_units(config):
         fractions=tuple(config.data.fractions),
         seed=config.seed,
     )
+
+
+def log_step(writer, progress, metrics, step, *, private):
+    """TensorBoard and progress bar for one logged step; returns the non-finite count it saw.
+
+    A private run logs only the norm of the noisy gradient (post-processing of the DP release):
+    its batch's loss, realised size, clipped fraction and non-finite count are un-noised
+    statistics of training units. A non-finite noisy gradient means diverged weights (public);
+    a non-private run checks its loss instead.
+    """
+    watched = "grad_norm" if private else "loss"
+    if not np.isfinite(metrics[watched]):
+        raise FloatingPointError(f"training {watched} is {metrics[watched]} at step {step}")
+    shown = {"grad_norm": metrics["grad_norm"]} if private else metrics
+    progress.set_postfix({k: f"{float(v):.4g}" for k, v in shown.items() if k in ("loss", "grad_norm")})
+    for name, value in shown.items():
+        writer.add_scalar(f"train/{name}", float(value), step)
+    return 0 if private else int(metrics["nonfinite"])
+
+
+def tensorboard_note(private):
+    """What ``workdir/tensorboard`` holds, for metrics.json: whether it is safe to share."""
+    if private:
+        return ("train/grad_norm (the noisy gradient: covered by epsilon) and validation metrics "
+                "(held-out frames: NOT covered by epsilon, like every evaluation number)")  # fmt: skip
+    return "PRIVATE: per-step training loss and batch statistics of the training frames, un-noised"
 
 
 RUN_SPEC = "run_spec.json"
@@ -349,8 +374,6 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         raise ValueError(
             "set --config.data.dataset_dir to a prepared dataset (python -m launch.prepare_data)"
         )
-    if config.dp.microbatch_size % config.dp.tf_privacy_group_size:
-        raise ValueError("dp.microbatch_size must be a multiple of dp.tf_privacy_group_size")
 
     # Input.
     splits, videos = split_units(config)
@@ -358,27 +381,33 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     check_data(config, source)
     train_units = splits["train"]
     num_units = len(train_units)
-    sampling_rate = min(1.0, config.dp.expected_batch_size / num_units)
+    # A private run's mechanism is validated before anything runs (E <= N, delta < 1/N).
+    plan = make_plan(config, num_units) if private else None
+    sampling_rate = plan.sampling_rate if private else min(1.0, config.dp.expected_batch_size / num_units)
     expected_batch_size = sampling_rate * num_units
 
     # Checkpoints in workdir resume only if they come from the same run (fails before compiling).
     run_spec.check_and_record(workdir, _run_spec(config), filename=RUN_SPEC, what="an autoencoder")
 
-    # Mesh, model, optimizer.
+    # Mesh, model, optimizer; batches and noise from the run's secret (public seed if not private).
     mesh = make_mesh()
-    granularity = math.lcm(config.dp.microbatch_size, jax.device_count())
+    manager = checkpoint_manager(workdir)
+    secret = run_secret.for_run(
+        manager.directory, private=private, seed=config.seed,
+        insecure_fixed_seed=config.dp.insecure_fixed_seed, fresh=manager.latest_step() is None,
+    )  # fmt: skip
     sampler = batch_selection.PoissonSampler(
         num_units=num_units,
         sampling_rate=sampling_rate,
-        seed=config.seed,
-        granularity=granularity,
+        seed=secret.sampler_entropy(0),
+        granularity=math.lcm(config.dp.microbatch_size, jax.device_count()),
         bucket=config.dp.batch_bucket,
     )
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else None
     model = autoencoder.Autoencoder(dtype=dtype, features=tuple(config.model_features))
     tx = optimizers.make(config.optimizer, config.learning_rate)
-    root_key = jax.random.key(config.seed)
-    init_key, noise_key = jax.random.split(root_key)  # the noise key is used for nothing else
+    init_key = jax.random.key(config.seed)  # initial weights are public (or init_from's)
+    noise_key = secret.jax_key(run_secret.NOISE)  # used for nothing else
     shape = (1, config.data.height, config.data.width, 3)
     replicated = NamedSharding(mesh, P())
 
@@ -401,14 +430,12 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         state = TrainState(jnp.int32(0), params, tx.init(params))
     state = jax.device_put(state, replicated)
     train_step = make_train_step(
-        model, tx, config, private=private, expected_batch_size=expected_batch_size,
-        noise_key=noise_key, mesh=mesh,
-    )  # fmt: skip
+        model, tx, config, private=private, plan=plan, noise_key=noise_key, mesh=mesh
+    )
     eval_step = make_eval_step(model, mesh)
     eval_batch = math.lcm(config.schedule.eval_batch_size, jax.device_count())
 
     # Resume.
-    manager = checkpoint_manager(workdir)
     meta = {"epoch_best_val": None, "stale_epochs": 0, "best_quality": None, "stale_blocks": 0, "stopped": ""}
     if manager.latest_step() is not None:
         state, meta = restore(manager, jax.tree.map(ocp.utils.to_shape_dtype_struct, state))
@@ -416,9 +443,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         logging.info("resumed from step %d", int(state.step))
     steps_per_epoch = max(1, math.ceil(1 / sampling_rate))
     steps_per_block = max(1, math.ceil(config.schedule.block_frames / expected_batch_size))
-    max_steps = steps_per_epoch * config.schedule.max_epochs
-    if config.schedule.max_steps:
-        max_steps = min(max_steps, config.schedule.max_steps)
+    max_steps = planned_steps(config, sampling_rate)
 
     data_sharding = NamedSharding(mesh, P("data"))
 
@@ -449,13 +474,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         done = step + 1
         progress.update(1)
         if done % config.schedule.log_every_steps == 0 or done == max_steps:
-            metrics = jax.device_get(metrics)
-            if not np.isfinite(metrics["loss"]):
-                raise FloatingPointError(f"training loss is {metrics['loss']} at step {done}")
-            nonfinite_total += int(metrics["nonfinite"])
-            progress.set_postfix(loss=f"{metrics['loss']:.4f}", clipped=f"{metrics['clipped_fraction']:.2f}")
-            for name, value in metrics.items():
-                writer.add_scalar(f"train/{name}", float(value), done)
+            nonfinite_total += log_step(writer, progress, jax.device_get(metrics), done, private=private)
         # The paper's block rule: SSIM and PSNR every block of frames; stop when neither improved.
         if config.schedule.quality_patience_blocks and done % steps_per_block == 0:
             quality = image_quality.summarize(
@@ -517,14 +536,16 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         "ssim": quality["ssim"],
         "test_frames": int(len(test["mse"])),
         "nonfinite_test_frames": quality["mse_nonfinite"],
-        "nonfinite_train_units_logged": nonfinite_total,
+        # Non-private runs only: a count of private training units is private (DP runs drop
+        # non-finite units inside the clipped sum and publish nothing about them).
+        "nonfinite_train_units_logged": None if private else nonfinite_total,
+        "tensorboard": tensorboard_note(private),
         "steps": steps,
         "stopped_because": meta["stopped"],
-        "noise_multiplier": config.dp.noise_multiplier if private else None,
-        "l2_clip_norm": config.dp.l2_clip_norm if private else None,
         "expected_batch_size": expected_batch_size,
         "sampling_rate": sampling_rate,
         "train_units": num_units,
+        "planned_steps": max_steps,
         "unit_of_privacy": config.dp.unit,
         "videos": videos,
         "resolution": [config.data.height, config.data.width],
@@ -534,7 +555,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         "init_from": config.init_from or None,
         "init_training_data": init_spec.get("training_data", "not stated") if init_spec else "random init",
     }
-    out.update(privacy_report(config, private=private, num_units=num_units, steps=steps))
+    out.update(privacy_report(config, num_units=num_units, steps_run=steps, planned=max_steps))
     (workdir / "metrics.json").write_text(json.dumps(accounting.json_safe(out), indent=2, default=str))
     grid = reconstruction_grid(
         eval_step, state.params, source, splits["test"], batch_size=eval_batch, mesh=mesh

@@ -13,6 +13,8 @@ import hashlib
 import json
 import pathlib
 
+from ppvad_jax.privacy import run_secret
+
 
 def fingerprint(directory, names):
     """sha256 over the named files of a directory that exist (name and bytes), or None without one."""
@@ -50,7 +52,8 @@ def resumes(workdir, spec, filename, checkpoints="checkpoints"):
     """Whether ``workdir`` holds no checkpoints, or checkpoints recorded under ``spec``:
     what ``check_and_record`` accepts."""
     directory = pathlib.Path(workdir) / checkpoints
-    empty = not (directory.is_dir() and any(directory.iterdir()))
+    # A private run's secret lives there too; it is not a checkpoint.
+    empty = not (directory.is_dir() and any(p.name != run_secret.SECRET_FILE for p in directory.iterdir()))
     return empty or recorded(workdir, filename) == _as_json(spec)
 
 

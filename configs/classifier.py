@@ -82,7 +82,11 @@ def get_config(arg=None):
     config.dp = ml_collections.ConfigDict()
     config.dp.noise_multiplier = 1.0
     config.dp.l2_clip_norm = 1.0
-    config.dp.delta = 0.0  # 0: 10^-k just below 1/N
+    config.dp.delta = 0.0  # 0: 10^-k just below 1/N; a delta >= 1/N is refused unless allowed
+    config.dp.allow_large_delta = False
+    # Noise, batches and dropout from a secret drawn from the OS, kept in WORKDIR/checkpoints.
+    # True: from config.seed (tests, reproducible research only; metrics.json says so loudly).
+    config.dp.insecure_fixed_seed = False
     config.dp.microbatch_size = 0  # per-example gradients held at once; 0: the whole batch
     config.dp.batch_bucket = 0
 

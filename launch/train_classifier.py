@@ -26,7 +26,10 @@ def main(argv):
     if _DISTRIBUTED.value:
         jax.distributed.initialize()
     metrics = classifier.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    keys = ("variant", "optimizer", "train_frames", "steps", "epsilon_rdp", "epsilon_pld", "delta")
+    keys = (
+        "variant", "optimizer", "train_frames", "steps", "accounted_steps", "epsilon_rdp", "epsilon_pld",
+        "delta", "unit_of_privacy", "randomness", "combined_privacy",
+    )  # fmt: skip
     print(json.dumps({k: metrics.get(k) for k in keys}, indent=2))
 
 

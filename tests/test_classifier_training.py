@@ -1,5 +1,7 @@
 """The classifier's training rules: targets, class weights, hard mining, DP accounting, batches."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -10,6 +12,7 @@ import pytest
 from configs import classifier as classifier_config
 from ppvad_jax.models import two_stream
 from ppvad_jax.privacy import batch_selection
+from ppvad_jax.privacy import plan as dp_plan
 from ppvad_jax.training import classifier, classifier_inputs
 from ppvad_jax.training.autoencoder import make_mesh
 
@@ -45,6 +48,22 @@ def _linear_apply(params, inputs, *, train, rng):
     return inputs["x"] @ params["w"]
 
 
+def _steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key=None, dropout_key=None):
+    """``classifier.make_steps`` with a plan dividing by ``expected_batch_size``."""
+    plan = None
+    if private:
+        plan = dp_plan.DpPlan(
+            num_units=1000, expected_batch_size=float(expected_batch_size),
+            noise_multiplier=float(config.dp.noise_multiplier), l2_clip_norm=float(config.dp.l2_clip_norm),
+            delta=1e-5, divisor=float(expected_batch_size),
+        )  # fmt: skip
+    return classifier.make_steps(
+        apply_fn, tx, config, private=private, plan=plan, mesh=make_mesh(),
+        noise_key=noise_key if noise_key is not None else jax.random.key(1),
+        dropout_key=dropout_key if dropout_key is not None else jax.random.key(2),
+    )  # fmt: skip
+
+
 def _config(**overrides):
     config = ml_collections.ConfigDict(
         {
@@ -71,10 +90,7 @@ def test_hard_mining_trains_on_the_k_hardest(private):
     config = _config()
     if private:  # noise 0 and a clip norm nothing reaches: the DP step must equal the plain one
         config.dp.noise_multiplier = 0.0
-    train, losses_fn, _ = classifier.make_steps(
-        _linear_apply, tx, config, private=private, expected_batch_size=2,
-        noise_key=jax.random.key(1), mesh=make_mesh(),
-    )  # fmt: skip
+    train, losses_fn, _ = _steps(_linear_apply, tx, config, private=private, expected_batch_size=2)
     batch = {"inputs": {"x": x}, "target": target}
     losses = np.asarray(losses_fn(params, batch))
     hardest = np.argsort(-np.where(is_padding, -np.inf, losses))[:2]
@@ -105,10 +121,7 @@ def test_mining_ranks_by_excess_loss_so_fitted_soft_frames_are_not_chosen():
     w = jnp.array([0.0, 0.05, 1.5, -1.5, 1.0, -0.4])  # the logits (x is the identity)
     target = np.array([0.5, 0.5, 1.0, 0.0, 1.0, 0.0], np.float32)
     tx = optax.sgd(0.1)
-    train, losses_fn, _ = classifier.make_steps(
-        _linear_apply, tx, _config(), private=False, expected_batch_size=2,
-        noise_key=jax.random.key(1), mesh=make_mesh(),
-    )  # fmt: skip
+    train, losses_fn, _ = _steps(_linear_apply, tx, _config(), private=False, expected_batch_size=2)
     batch = {"inputs": {"x": x}, "target": target}
     assert set(np.argsort(-np.asarray(losses_fn({"w": w}, batch)))[:2]) == {0, 1}  # what BCE would pick
     state = classifier.TrainState(jnp.int32(0), {"w": jnp.array(w)}, tx.init({"w": w}))
@@ -132,10 +145,7 @@ def test_dp_step_noise_has_std_sigma_c_over_expected_batch(sigma):
     for noise in (0.0, sigma):
         config = _config(hard_mining_alpha=1)
         config.dp.noise_multiplier, config.dp.l2_clip_norm = noise, clip
-        train, _, _ = classifier.make_steps(
-            _linear_apply, tx, config, private=True, expected_batch_size=expected,
-            noise_key=jax.random.key(1), mesh=make_mesh(),
-        )  # fmt: skip
+        train, _, _ = _steps(_linear_apply, tx, config, private=True, expected_batch_size=expected)
         state = classifier.TrainState(jnp.int32(0), jax.tree.map(jnp.copy, params), tx.init(params))
         updates[noise] = np.asarray(train(state, batch, is_padding)[0].params["w"])
     noise_part = updates[sigma] - updates[0.0]
@@ -143,18 +153,88 @@ def test_dp_step_noise_has_std_sigma_c_over_expected_batch(sigma):
     assert np.linalg.norm(updates[0.0]) <= lr * 6 * clip / expected * (1 + 1e-5)  # six clipped examples
 
 
-def test_dp_with_mining_is_accounted_at_half_sigma():
+def _mined_update(x, target, is_padding, clip):
+    """One private mined step (K = 2 of 6 candidates) at noise 0, SGD lr 1, from w = e_0."""
+    config = _config()
+    config.dp.noise_multiplier, config.dp.l2_clip_norm = 0.0, clip
+    tx = optax.sgd(1.0)
+    train, _, _ = _steps(_linear_apply, tx, config, private=True, expected_batch_size=1)
+    w0 = np.array([1.0, 0.0, 0.0], np.float32)
+    state = classifier.TrainState(jnp.int32(0), {"w": jnp.asarray(w0)}, tx.init({"w": jnp.asarray(w0)}))
+    batch = {"inputs": {"x": np.asarray(x, np.float32)}, "target": np.asarray(target, np.float32)}
+    return np.asarray(train(state, batch, np.asarray(is_padding))[0].params["w"]) - w0  # state donated
+
+
+def test_mining_sensitivity_is_measured_at_twice_the_clip_norm():
+    """Guards the mining bound the accountant relies on, by measurement (the old test restated
+    the sigma/2 rule): adding one record to the candidates can push another out of the top K,
+    so the clipped sum moves by up to 2C; here by 1.99 C (opposite gradients), more than C."""
+    clip = 1e-3  # every gradient is clipped to exactly C
+    rest = [[0.4, 0.2, 0.0], [-1.0, 0.0, 1.0]] + [[-3.0, 0.0, 0.0]] * 4  # b (top 2), a (top 1), four easy
+    target = [1, 1, 0, 0, 0, 0]
+    new = [-2.0, -1.0, 0.0]  # the hardest of all: it displaces b, whose gradient points the other way
+    without = _mined_update(rest + [[0, 0, 0]] * 2, target + [0, 0], [False] * 6 + [True] * 2, clip)
+    with_new = _mined_update(rest + [new, [0, 0, 0]], target + [1, 0], [False] * 7 + [True], clip)
+    moved = np.linalg.norm(with_new - without)  # lr 1 and divisor 1: the change of the clipped sum
+    assert 1.9 * clip < moved <= 2 * clip * (1 + 1e-5)
     config = classifier_config.get_config("optimizer=dpadam")
-    report = classifier.privacy_report(config, private=True, num_units=3000, steps=100, mining=True)
-    assert report["accounted_noise_multiplier"] == pytest.approx(config.dp.noise_multiplier / 2)
-    plain = classifier.privacy_report(config, private=True, num_units=3000, steps=100, mining=False)
-    assert plain["accounted_noise_multiplier"] == config.dp.noise_multiplier
-    # Mining triples the sampling rate and halves the accounted sigma: epsilon must be larger.
-    assert report["epsilon_pld"] > plain["epsilon_pld"] > 0
-    assert (
-        classifier.privacy_report(config, private=False, num_units=3000, steps=1, mining=True)["epsilon_pld"]
-        is None
+    mined = classifier.make_plan(config, 3000, mining=True)
+    assert mined.selection_factor * config.dp.l2_clip_norm >= moved / clip * config.dp.l2_clip_norm
+    assert classifier.make_plan(config, 3000, mining=False).selection_factor == 1
+
+
+def _dropout_apply(params, inputs, *, train, rng):
+    x = inputs["x"]
+    if train:  # inverted dropout at rate 0.5, as flax's
+        x = jnp.where(jax.random.bernoulli(rng, 0.5, x.shape), 2 * x, 0.0)
+    return x @ params["w"]
+
+
+def _dropout_update(noise_key, dropout_key):
+    config = _config(hard_mining_alpha=1, batch_size=8)
+    config.dp.noise_multiplier, config.dp.l2_clip_norm = 0.0, 1e6
+    tx = optax.sgd(1.0)
+    train, _, _ = _steps(_dropout_apply, tx, config, private=True, expected_batch_size=8,
+                         noise_key=noise_key, dropout_key=dropout_key)  # fmt: skip
+    w = jnp.zeros(1000)
+    state = classifier.TrainState(jnp.int32(0), {"w": w}, tx.init({"w": w}))
+    batch = {"inputs": {"x": np.ones((8, 1000), np.float32)}, "target": np.ones(8, np.float32)}
+    return np.asarray(train(state, batch, np.zeros(8, bool))[0].params["w"])
+
+
+def test_each_example_gets_its_own_dropout_mask_from_a_key_apart_from_the_noise():
+    """Guards defect 12: under vmap one dropout key gave all examples the same mask, and that key
+    came from the noise key. Eight identical examples: with one shared mask about half the
+    coordinates get no gradient at all; with independent masks about 0.5^8 = 0.4%. And the
+    dropout does not move when only the noise key changes."""
+    update = _dropout_update(jax.random.key(1), jax.random.key(2))
+    assert np.mean(update == 0) < 0.03
+    np.testing.assert_array_equal(update, _dropout_update(jax.random.key(99), jax.random.key(2)))
+    assert not np.array_equal(update, _dropout_update(jax.random.key(1), jax.random.key(3)))
+
+
+def test_a_raw_frame_is_accounted_as_the_two_records_it_sits_in():
+    """Guards defect 7: a record holds a frame and the frame 1/10 s earlier, so one raw frame is in
+    up to two records. The accounted event is checked against the dp_accounting event of two
+    Poisson-sampled records at twice the sensitivity, composed by hand."""
+    import dp_accounting
+
+    config = classifier_config.get_config("optimizer=dpadam")
+    config.dp.noise_multiplier = 2.0
+    n, steps = 3000, 50
+    plan = classifier.make_plan(config, n, mining=False)
+    q = config.batch_size / n
+    assert plan.records_per_unit == 2
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(1 - (1 - q) ** 2, dp_accounting.GaussianDpEvent(2.0 / 2)), steps
     )
+    pld = dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4)
+    pld.compose(event)
+    report = plan.report(steps_run=steps, planned_steps=steps)
+    assert report["epsilon_pld"] == pytest.approx(pld.get_epsilon(report["delta"]), rel=1e-3)
+    # And it is more than one record's epsilon: the pair costs privacy.
+    single = dataclasses.replace(plan, records_per_unit=1).report(steps_run=steps, planned_steps=steps)
+    assert report["epsilon_pld"] > 1.5 * single["epsilon_pld"]
 
 
 def test_epoch_batches():
@@ -190,6 +270,7 @@ class _FixedBag:
         return self.bags[: len(frames)]
 
 
+@pytest.mark.slow
 def test_end_to_end_two_phases_resume_and_evaluate(dataset_dir, tmp_path):
     """Inputs cached, phase 1 + phase 2 run, predictions and eval written; a rerun resumes."""
     import json
@@ -331,3 +412,58 @@ def test_resume_refuses_a_checkpoint_chosen_by_another_metric(tmp_path):
     assert int(resumed.step) == 3 and meta["best_val"] == 0.5
     with pytest.raises(ValueError, match="chose its best epoch by val_loss"):
         classifier.resume(manager, fresh, "val_auc")
+
+
+@pytest.mark.slow
+def test_private_end_to_end_two_phases_own_batches_resume_and_epsilon(dataset_dir, tmp_path, monkeypatch):
+    """Guards defects 2 and 4 end to end (DP-Adam, mining, both phases). No two steps of the run
+    draw from the same sampler state (phase 2 once replayed phase 1's batches); the epsilon is
+    dp_accounting's, composed by hand for the steps sampled; a rerun resumes; a checkpoint is
+    refused under any other DP setting, naming it."""
+    import dp_accounting
+
+    drawn = []
+    original = batch_selection.PoissonSampler.sample
+
+    def spy(self, step):
+        drawn.append((self._entropy, step))
+        return original(self, step)
+
+    monkeypatch.setattr(batch_selection.PoissonSampler, "sample", spy)
+    config = classifier_config.get_config("variant=1s_bag,optimizer=dpadam,runlocal=True")
+    config.data.dataset_dir = dataset_dir
+    config.standardize_features = False  # training-set statistics: refused under DP
+    config.input_size, config.head_width, config.batch_size, config.eval_batch_size = 32, 16, 2, 8
+    config.phase1.max_epochs, config.phase2.max_epochs, config.phase2.max_steps_per_epoch = 2, 1, 1
+    metrics = classifier.train_and_evaluate(config, tmp_path)
+    assert len(drawn) == metrics["steps"] == metrics["accounted_steps"] > 2
+    assert len(set(drawn)) == len(drawn)  # every step its own sampler state
+    assert len({entropy for entropy, _ in drawn}) == 2  # one stream per phase
+    n = len(np.load(tmp_path / "inputs" / "train" / "labels.npy"))
+    q = 3 * 2 / n  # alpha K candidates of N records
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(1 - (1 - q) ** 2, dp_accounting.GaussianDpEvent(1.0 / 4)),
+        len(drawn),
+    )
+    pld = dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4)
+    pld.compose(event)
+    assert metrics["epsilon_pld"] == pytest.approx(pld.get_epsilon(metrics["delta"]), rel=1e-3)
+    assert all(h["train_loss"] is None for p in metrics["phases"].values() for h in p["history"])
+    # The autoencoder is absent (clear frames): nothing to compose with.
+    assert "combined_privacy" not in metrics
+    # A rerun resumes both finished phases: no new batch, the same epsilon.
+    again = classifier.train_and_evaluate(config, tmp_path)
+    assert len(drawn) == metrics["steps"] and again["epsilon_pld"] == metrics["epsilon_pld"]
+    for field, value in [
+        ("optimizer", "adam"),
+        ("dp.noise_multiplier", 0.5),
+        ("dp.l2_clip_norm", 0.1),
+        ("dp.insecure_fixed_seed", True),
+        ("hard_mining_alpha", 2),
+        ("seed", 1),
+    ]:
+        other = config.copy_and_resolve_references()
+        section, _, name = field.rpartition(".")
+        (other[section] if section else other)[name] = value
+        with pytest.raises(ValueError, match="run differ"):
+            classifier.train_and_evaluate(other, tmp_path)

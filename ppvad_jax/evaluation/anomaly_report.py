@@ -83,6 +83,7 @@ def write_report(workdir, *, out_name="eval.json", timelines=6):
         "test_frames": int(sum(len(v[1]) for v in result["videos"])),
         "classifier_privacy": {k: metrics.get(k) for k in ("epsilon_rdp", "epsilon_pld", "delta", "private")},
         "autoencoder_privacy": metrics.get("autoencoder_privacy"),
+        "combined_privacy": metrics.get("combined_privacy"),
         "backbone_random_init": metrics.get("backbone_random_init"),
         "detector": metrics.get("detector"),
     }

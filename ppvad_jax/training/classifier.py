@@ -50,7 +50,8 @@ from jax.sharding import PartitionSpec as P
 from ppvad_jax.data import ucf_layout
 from ppvad_jax.evaluation import roc
 from ppvad_jax.models import bag_backends, resnet_weights, two_stream
-from ppvad_jax.privacy import accounting, batch_selection, dp_gradient
+from ppvad_jax.privacy import accounting, clipping, run_secret
+from ppvad_jax.privacy import plan as dp_plan
 from ppvad_jax.training import optimizers, run_spec, sharded_step
 from ppvad_jax.training.autoencoder import make_mesh, to_global
 
@@ -97,16 +98,21 @@ def weighted_excess_bce(logits, target, class_weights):
 # --- Steps ------------------------------------------------------------------------------------
 
 
-def make_steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key, mesh):
+def make_steps(apply_fn, tx, config, *, private, plan, noise_key, dropout_key, mesh):
     """``train_step(state, batch, is_padding) -> (state, metrics)`` with optional mining, and
     ``losses(params, batch) -> [B]`` (inference mode) and ``logits(params, batch)``.
 
     ``apply_fn(params, inputs, *, train, rng) -> logits [B]``; a batch is
-    ``{"inputs": ..., "target": [B]}``.
+    ``{"inputs": ..., "target": [B]}``. ``plan``: the run's ``DpPlan`` (None if not private).
+    ``noise_key`` and ``dropout_key`` are independent (``run_secret``); each step folds in its
+    number. Under DP every example gets its own dropout key: ``vmap`` over one key would give
+    every example of the batch the same mask.
     """
     weights = tuple(config.class_weights)
     mining = config.hard_mining_alpha > 1
     k = config.batch_size
+    if private and plan is None:
+        raise ValueError("a private step needs its DpPlan")
 
     def example_losses(params, batch, *, train, rng):
         logits = apply_fn(params, batch["inputs"], train=train, rng=rng)
@@ -120,38 +126,46 @@ def make_steps(apply_fn, tx, config, *, private, expected_batch_size, noise_key,
         _, idx = jax.lax.top_k(losses, k)
         return jax.tree.map(lambda a: a[idx], batch), is_padding[idx]
 
+    def unit_loss(params, example):  # one example and its own dropout key
+        one = jax.tree.map(lambda a: a[None], example["batch"])
+        rng = jax.random.wrap_key_data(example["dropout"])
+        return example_losses(params, one, train=True, rng=rng)[0]
+
+    def private_grads(state, batch, is_padding, rng, noise_multiplier):
+        per_example_keys = jax.random.key_data(jax.random.split(rng, is_padding.shape[0]))
+        grads, clip = plan.noisy_gradient(
+            clipping.vmap_grads_fn(unit_loss),
+            state.params,
+            {"batch": batch, "dropout": per_example_keys},
+            is_padding,
+            jax.random.fold_in(noise_key, state.step),  # replicated: one draw per step
+            noise_multiplier=noise_multiplier,
+            microbatch_size=config.dp.microbatch_size or None,
+        )
+        return grads, clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1)
+
+    def plain_grads(state, batch, is_padding, rng):
+        keep = jnp.logical_not(is_padding)
+
+        def mean_loss(params):
+            losses = example_losses(params, batch, train=True, rng=rng)
+            return jnp.sum(jnp.where(keep, losses, 0.0)) / jnp.maximum(keep.sum(), 1)
+
+        loss, grads = jax.value_and_grad(mean_loss)(state.params)
+        return grads, loss
+
     def train_step(state, batch, is_padding, noise_multiplier):
         if mining:
             batch, is_padding = select(state.params, batch, is_padding)
-        rng = jax.random.fold_in(jax.random.fold_in(noise_key, 1), state.step)  # dropout
+        rng = jax.random.fold_in(dropout_key, state.step)
         if private:
-
-            def unit_loss(params, example):
-                one = jax.tree.map(lambda a: a[None], example)
-                return example_losses(params, one, train=True, rng=rng)[0]
-
-            grads, clip = dp_gradient.dp_gradient(
-                unit_loss,
-                state.params,
-                batch,
-                is_padding,
-                jax.random.fold_in(noise_key, state.step),  # replicated: one draw per step
-                noise_multiplier=noise_multiplier,
-                l2_clip_norm=config.dp.l2_clip_norm,
-                expected_batch_size=expected_batch_size,
-                microbatch_size=config.dp.microbatch_size or None,
-            )
-            loss = clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1)
+            grads, loss = private_grads(state, batch, is_padding, rng, noise_multiplier)
         else:
-            keep = jnp.logical_not(is_padding)
-
-            def mean_loss(params):
-                losses = example_losses(params, batch, train=True, rng=rng)
-                return jnp.sum(jnp.where(keep, losses, 0.0)) / jnp.maximum(keep.sum(), 1)
-
-            loss, grads = jax.value_and_grad(mean_loss)(state.params)
+            grads, loss = plain_grads(state, batch, is_padding, rng)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        # The loss of a private batch is an un-noised statistic of training data: the caller
+        # publishes it only for non-private runs.
         return TrainState(state.step + 1, params, opt_state), {"loss": loss}
 
     train = sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
@@ -223,13 +237,16 @@ def _improves(value, best, metric):
     return value < best if SELECTION_METRICS[metric] else value > best
 
 
-def run_phase(name, state, best, *, train_step, batches, validate, metric, phase, manager, record):
+def run_phase(
+    name, state, best, *, train_step, batches, validate, metric, phase, manager, record, private=False
+):
     """Epochs with early stopping on a validation metric. Returns (state, best_params).
 
     ``validate(params) -> {"val_loss": ..., "val_auc": ...}``; ``metric`` names the one that
     picks the best epoch and counts patience. ``record`` (JSON, saved with every checkpoint)
     carries epoch, best value and patience count, so a killed run resumes at the next epoch with
-    the same data order (epochs are seeded by their number).
+    the same data order (epochs are seeded by their number). A private run records no training
+    loss: it is an un-noised statistic of the training frames.
     """
     progress = tqdm.tqdm(
         total=phase.max_epochs, initial=record["epoch"], desc=f"classifier {name}", unit="epoch"
@@ -238,7 +255,7 @@ def run_phase(name, state, best, *, train_step, batches, validate, metric, phase
         epoch, start, losses = record["epoch"], time.perf_counter(), []
         for batch, is_padding in batches(epoch):
             state, metrics = train_step(state, batch, is_padding)
-            losses.append(float(metrics["loss"]))
+            losses.append(None if private else float(metrics["loss"]))
             if phase.max_steps_per_epoch and len(losses) >= phase.max_steps_per_epoch:
                 break
         val = validate(state.params)
@@ -253,7 +270,7 @@ def run_phase(name, state, best, *, train_step, batches, validate, metric, phase
         record["epoch"] = epoch + 1
         record["steps"] += len(losses)
         record["history"].append(
-            {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, **val,
+            {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses and not private else None, **val,
              "steps": len(losses), "seconds": round(time.perf_counter() - start, 2)}
         )  # fmt: skip
         progress.update(1)
@@ -318,29 +335,88 @@ def _autoencoder(config):
     return export, json.loads(metrics.read_text()) if metrics.is_file() else None
 
 
-def privacy_report(config, *, private, num_units, steps, mining):
-    if not private:
-        return {"epsilon_rdp": None, "epsilon_pld": None, "delta": None, "private": False}
+# One raw frame sits in up to two training records: as a record's frame and as the next
+# record's previous frame (1/10 s earlier, which is the previous record in a 10 FPS segment).
+RECORDS_PER_FRAME = 2
+
+
+def make_plan(config, num_units, *, mining):
+    """The DP mechanism of a private run on ``num_units`` training records (``privacy.plan``).
+
+    The unit of privacy is a raw frame (``RECORDS_PER_FRAME`` records); with mining the
+    candidates are a Poisson sample of rate alpha K / N and one record moves the top-K sum by
+    up to 2C. The noisy sum is divided by K, the number of examples trained on.
+    """
     alpha = config.hard_mining_alpha if mining else 1
-    q = min(1.0, alpha * config.batch_size / num_units)
-    sigma = config.dp.noise_multiplier / (2.0 if mining else 1.0)
-    delta = config.dp.delta or accounting.default_delta(num_units)
-    out = accounting.report(accounting.DpParams(sigma, q, steps, delta), unit="frame")
-    out.update(private=True, noise_multiplier=config.dp.noise_multiplier, accounted_noise_multiplier=sigma)
-    return out
+    return dp_plan.DpPlan(
+        num_units=int(num_units),
+        expected_batch_size=float(alpha * config.batch_size),
+        noise_multiplier=float(config.dp.noise_multiplier),
+        l2_clip_norm=float(config.dp.l2_clip_norm),
+        delta=config.dp.delta or accounting.default_delta(num_units),
+        unit="frame",
+        records_per_unit=RECORDS_PER_FRAME,
+        selection_factor=2 if mining else 1,
+        allow_large_delta=bool(config.dp.get("allow_large_delta", False)),
+        divisor=float(config.batch_size),
+    )
+
+
+def planned_steps(config, steps_per_epoch):
+    """The most steps the enabled phases' schedules allow (what a private run is accounted for)."""
+    total = 0
+    for phase in (config.phase1, config.phase2):
+        if phase.enabled:
+            per_epoch = min(steps_per_epoch, phase.max_steps_per_epoch or steps_per_epoch)
+            total += phase.max_epochs * per_epoch
+    return total
+
+
+def privacy_report(config, *, private, num_units, mining, steps_run, planned):
+    if not private:
+        return dp_plan.not_private()
+    return make_plan(config, num_units, mining=mining).report(
+        steps_run=steps_run, planned_steps=planned, insecure_seed=config.dp.insecure_fixed_seed
+    )
 
 
 # What the classifier's metrics repeat of its autoencoder's (keys of the trainer's metrics.json).
-_AE_PRIVACY_KEYS = ("epsilon_rdp", "epsilon_pld", "delta", "unit_of_privacy", "optimizer", "noise_multiplier")
+_AE_PRIVACY_KEYS = (
+    "epsilon_rdp", "epsilon_pld", "delta", "unit_of_privacy", "optimizer", "noise_multiplier", "private",
+    "accounted_noise_multiplier", "accounted_sampling_rate", "accounted_steps", "insecure_fixed_seed",
+)  # fmt: skip
 
 
-def _check_checkpoints_match(workdir, features_spec):
-    """Refuses to resume checkpoints trained on other inputs; records the inputs of a new run.
+# Settings a resumed run may change: when to stop, caches' places, batch shapes of evaluation,
+# microbatching and padding (same values, other memory), and delta (accounting only).
+_RESUMABLE = {
+    None: ("eval_batch_size", "inputs_dir", "features_dir"),
+    "dp": ("microbatch_size", "batch_bucket", "delta"),
+    "phase1": ("max_epochs", "patience"),
+    "phase2": ("max_epochs", "patience"),
+}
 
-    The head's checkpoints say nothing of the features they were fitted to: resuming them after
-    the dataset or the autoencoder changed would evaluate an old head on new inputs.
+
+def run_settings(config):
+    """The config a checkpoint depends on: everything but ``_RESUMABLE`` (optimizer, every dp.*
+    that shapes the mechanism, batch size, mining, variant, seed, learning rates...)."""
+    spec = config.to_dict()
+    for section, names in _RESUMABLE.items():
+        target = spec if section is None else spec.get(section, {})
+        for name in names:
+            target.pop(name, None)
+    return spec
+
+
+def _check_checkpoints_match(workdir, features_spec, config=None):
+    """Refuses to resume checkpoints of another run; records the inputs and settings of a new one.
+
+    The head's checkpoints say nothing of the features they were fitted to, nor of the settings
+    that trained them: resuming them after the dataset, the autoencoder, the optimizer or a DP
+    setting changed would continue one run as another, and account it as the new one.
     """
-    run_spec.check_and_record(workdir, features_spec, filename="inputs_spec.json", what="a classifier")
+    spec = dict(features_spec, run=run_settings(config)) if config is not None else features_spec
+    run_spec.check_and_record(workdir, spec, filename="inputs_spec.json", what="a classifier")
 
 
 def train_and_evaluate(config, workdir):
@@ -437,8 +513,7 @@ def train_and_evaluate(config, workdir):
             "guarantee does not cover: turn it off for private training"
         )
     mesh = make_mesh()
-    key = jax.random.key(config.seed)
-    init_key, noise_key = jax.random.split(key)
+    init_key = jax.random.key(config.seed)  # the head's initial weights are public
     n_bag = data["train"]["bags"].shape[1]
     one = np.zeros((1, config.input_size, config.input_size, 3), np.uint8)
     variables = jax.jit(lambda k: model.init(k, one, one, np.zeros((1, n_bag), np.float32)))(init_key)
@@ -464,7 +539,7 @@ def train_and_evaluate(config, workdir):
         "streams": streams,
         "size": config.input_size,
     }
-    _check_checkpoints_match(workdir, features_spec)
+    _check_checkpoints_match(workdir, features_spec, config)
     spec_path = features_dir / "spec.json"
     stale = not spec_path.is_file() or json.loads(spec_path.read_text()) != features_spec
     features = {}
@@ -535,11 +610,15 @@ def train_and_evaluate(config, workdir):
     num_units = len(train_ids)
     alpha = config.hard_mining_alpha
     steps_per_epoch = max(1, num_units // _pad_to(alpha * config.batch_size, jax.device_count()))
-    sampler = batch_selection.PoissonSampler(
-        num_units=num_units, sampling_rate=min(1.0, alpha * config.batch_size / num_units), seed=config.seed,
-        granularity=jax.device_count(), bucket=config.dp.batch_bucket,
+    plan = make_plan(config, num_units, mining=mining) if private else None
+    checkpoints = workdir / "checkpoints"
+    fresh = not any(
+        (checkpoints / n).is_dir() and any((checkpoints / n).iterdir()) for n in ("phase1", "phase2")
+    )
+    secret = run_secret.for_run(
+        checkpoints, private=private, seed=config.seed,
+        insecure_fixed_seed=config.dp.insecure_fixed_seed, fresh=fresh,
     )  # fmt: skip
-    expected = config.batch_size if mining else sampler.expected_batch_size
     data_sharding = NamedSharding(mesh, P("data"))
     records = {}
     params = variables["params"]
@@ -558,14 +637,22 @@ def train_and_evaluate(config, workdir):
         if kind == "full" and record["best_val"] is None and "phase1" in records:
             # Phase 2 must beat phase 1 to replace it: start from its best validation value.
             record["best_val"] = records["phase1"]["best_val"]
+        # Each phase its own stream: its own batches, noise and dropout, never phase 1's again.
+        stream = 1 if kind == "head" else 2
+        sampler = None
+        if private:
+            sampler = plan.sampler(
+                secret, stream, granularity=jax.device_count(), bucket=config.dp.batch_bucket
+            )
         train_step, _, logits_fn = make_steps(
-            apply_fn, tx, config, private=private, expected_batch_size=expected,
-            noise_key=jax.random.fold_in(noise_key, len(records)), mesh=mesh,
+            apply_fn, tx, config, private=private, plan=plan, mesh=mesh,
+            noise_key=secret.jax_key(run_secret.NOISE, stream),
+            dropout_key=secret.jax_key(run_secret.DROPOUT, stream),
         )  # fmt: skip
         make_train = batch_fn("train", train_target, kind)
         make_val = batch_fn("validation", val_target, kind)
 
-        def batches(epoch, make_train=make_train):
+        def batches(epoch, make_train=make_train, sampler=sampler):
             for idx, pad in epoch_batches(train_ids, epoch, config=config, private=private, sampler=sampler,
                                           steps_per_epoch=steps_per_epoch):  # fmt: skip
                 batch = jax.tree.map(lambda a: to_global(np.asarray(a), data_sharding), make_train(idx))
@@ -585,7 +672,7 @@ def train_and_evaluate(config, workdir):
         if not record.get("done"):
             state, best = run_phase(
                 name, state, best, train_step=train_step, batches=batches, validate=validate,
-                metric=metric, phase=phase, manager=manager, record=record,
+                metric=metric, phase=phase, manager=manager, record=record, private=private,
             )  # fmt: skip
             manager.save(
                 record["epoch"] + 1,
@@ -652,7 +739,16 @@ def train_and_evaluate(config, workdir):
         "detector": config.detector.backend,
         "autoencoder_workdir": str(config.autoencoder_workdir) if config.autoencoder_workdir else None,
         "autoencoder_privacy": {k: ae_metrics.get(k) for k in _AE_PRIVACY_KEYS} if ae_metrics else None,
-        **privacy_report(config, private=private, num_units=num_units, steps=steps, mining=mining),
+        **privacy_report(
+            config,
+            private=private,
+            num_units=num_units,
+            mining=mining,
+            steps_run=steps,
+            planned=planned_steps(config, steps_per_epoch),
+        ),  # fmt: skip
     }
+    if ae_metrics:  # both models were trained on the same frames: their composition
+        metrics["combined_privacy"] = dp_plan.combined([ae_metrics, metrics], ["autoencoder", "classifier"])
     (workdir / "metrics.json").write_text(json.dumps(accounting.json_safe(metrics), indent=2, default=str))
     return metrics

@@ -49,7 +49,7 @@ def get_config(arg=None):
 
     config.latent_ldp = ml_collections.ConfigDict()
     config.latent_ldp.noise_multipliers = ()  # () = off; each level adds one row per point
-    config.latent_ldp.l2_bound = 0.0  # 0: the median latent L2 norm of the point's training frames
+    config.latent_ldp.l2_bound = 0.0  # 0: the median latent L2 norm of public images (never private frames)
     config.latent_ldp.delta = 1e-5
     config.latent_ldp.nonnegative = True
 

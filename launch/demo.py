@@ -326,7 +326,9 @@ def write_report(
             "",
             f"Trained on {m['train_frames']} frames as the server sees them (through the autoencoder "
             f"above), classic OpenCV bag of objects, {m['steps']} steps, optimizer {m['optimizer']} "
-            "(not private: its epsilon is not defined).",
+            f"({_privacy_text(m)}).",
+            "",
+            _combined_text(r.get("combined_privacy")),
             "",
             (
                 "**The ResNet-50 backbones are randomly initialised** (`backbone_random_init: True`): "
@@ -358,7 +360,7 @@ def write_report(
             f"Autoencoders at {SWEEP_SIZE[0]}x{SWEEP_SIZE[1]}, {_SWEEP_STEPS.value} steps each, "
             f"{timing['sweep_wall_seconds']:.0f} s in all (`sweep/`; rerun "
             "`python -m launch.sweep` on it for more points). Every epsilon was computed before "
-            "training (`sweep/epsilon_plan.md`) and is the trainer's own for the steps run.",
+            "training (`sweep/epsilon_plan.md`) and is the trainer's own for the planned steps.",
             "",
             table,
             "",
@@ -374,6 +376,28 @@ def write_report(
     lines += ["", f"Total time: {seconds:.0f} s."]
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _privacy_text(m):
+    if not m.get("private"):
+        return "not private: its epsilon is not defined"
+    return (
+        f"epsilon {_eps(m['epsilon_pld'])} (PLD) at delta {m['delta']:g}, one {m['unit_of_privacy']} "
+        f"= {m['records_per_unit']} records"
+    )
+
+
+def _combined_text(combined):
+    """Both models were trained on the same frames: what holding both reveals."""
+    if combined is None:
+        return ""
+    if combined.get("epsilon_pld") is None:
+        return f"Autoencoder and classifier together: no combined epsilon ({combined['why']})."
+    return (
+        f"Autoencoder and classifier together (same frames, both released): epsilon "
+        f"{_eps(combined['epsilon_pld'])} (PLD) at delta {combined['delta']:g}, dp_accounting "
+        "composing both runs' events."
+    )
 
 
 def main(argv):

@@ -3,11 +3,14 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from configs import sweep_noise
+from ppvad_jax.data import public_images
 from ppvad_jax.evaluation import sweep_report
-from ppvad_jax.privacy import latent_ldp
+from ppvad_jax.models import autoencoder_io
+from ppvad_jax.privacy import accounting, latent_ldp
 from ppvad_jax.training import sweep
 from tests import autoencoder_support
 
@@ -76,6 +79,7 @@ def test_device_probe_and_worker_slots():
         sweep.worker_slots(0)
 
 
+@pytest.mark.slow
 def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dataset_dir, tmp_path, capsys):
     config = tiny_sweep(dataset_dir)
     points = tmp_path / "points"
@@ -98,9 +102,24 @@ def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dat
     for key in ("epsilon_rdp", "epsilon_pld", "delta", "sampling_rate"):
         assert metrics[key] == plans["dpadam_nm1"][key], key
     assert f"| {metrics['epsilon_pld']:.4g} |" in out
+    # Independent of the plan: the bare subsampled Gaussian at the config's own numbers.
+    ae = config.autoencoder
+    q = ae.dp.expected_batch_size / metrics["train_units"]
+    delta = ae.dp.delta or accounting.default_delta(metrics["train_units"])
+    want = accounting.epsilon_pld(accounting.DpParams(1.0, q, 2, delta))
+    assert metrics["epsilon_pld"] == pytest.approx(want, rel=1e-6) and metrics[
+        "sampling_rate"
+    ] == pytest.approx(q)
     assert (
         plans["adam"]["epsilon_pld"] is None and plans["dpadam_nm0.5"]["epsilon_pld"] > metrics["epsilon_pld"]
     )
+
+    # Issue 15, item 8: the private point drew its own secret, which no sweep output repeats;
+    # the non-private one has none.
+    words = json.loads((points / "dpadam_nm1" / "checkpoints" / "dp_secret.json").read_text())["words"]
+    assert not (points / "adam" / "checkpoints" / "dp_secret.json").exists()
+    published = "".join(f.read_text() for f in tmp_path.glob("*.*") if f.suffix in (".json", ".md", ".csv"))
+    assert published and not any(str(w) in published for w in words if w > 10**6)
 
     # Every point and every column; the failing point is recorded with its error, the others finish.
     with open(tmp_path / "results.csv") as f:
@@ -151,6 +170,12 @@ def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dat
     want = latent_ldp.epsilon(latent_ldp.LatentLdpConfig(enabled=True, noise_multiplier=4.0))["epsilon_pld"]
     assert rows[4]["latent_ldp_epsilon"] == pytest.approx(want) and rows[4]["latent_ldp_l2_bound"] > 0
     assert rows[4]["epsilon_pld"] == rows[3]["epsilon_pld"]  # the same trained autoencoder
+    # Issue 15, item 11: the published bound C is a statistic of public images, not of the
+    # private training frames: the exported encoder's median norm over public crops.
+    encode_fn, _ = autoencoder_io.load_encoder(points / "dpadam_nm1" / "export")
+    crops = public_images.random_crops(np.random.default_rng(config.privacy.seed), 64, 48, 64)
+    norms = np.linalg.norm(np.asarray(encode_fn(crops.astype(np.float32) / 255)).reshape(64, -1), axis=1)
+    assert rows[4]["latent_ldp_l2_bound"] == pytest.approx(float(np.median(norms)), rel=1e-4)
     assert f"| 4 | 1e-05 | {want:.4g} |" in (tmp_path / "epsilon_plan.md").read_text()
     assert "| dpadam_nm1 | 4 | done |" in (tmp_path / "results.md").read_text()
     timing = json.loads((tmp_path / "timing.json").read_text())

@@ -5,10 +5,12 @@
 1. **Epsilon first.** Every point's epsilon is computed before any training,
    with the trainer's own accountant call (``autoencoder.privacy_report``) on
    the planned steps, sampling rate and delta, and printed as a table: a user
-   sees what the sweep will claim before paying for it. The trainer reports the
-   epsilon of the steps it actually ran; they are equal unless its patience
-   rules stop a point early (then ``steps`` < ``planned_steps`` in the results
-   and the smaller, true epsilon is the one shown).
+   sees what the sweep will claim before paying for it. The trainer accounts
+   the same planned steps even when its patience rules stop a point early
+   (the stopping choice looks at noisy iterates: ``privacy.plan``), so the two
+   epsilons are equal. Each point draws its own secret noise and batch seed
+   (``privacy.run_secret``): each point's epsilon holds for that point alone,
+   and releasing several points' models composes their epsilons.
 2. **One workdir per point**, ``W/points/<name>``: the autoencoder trainer's
    outputs (it resumes from its checkpoints), ``privacy.json``, optionally a
    classifier workdir, then ``result.json`` and last a ``DONE`` marker. A point
@@ -142,16 +144,15 @@ def plan_point(point, *, previous=None):
     splits, _ = ae_trainer.split_units(ae)
     num_units = len(splits["train"])
     sampling_rate = min(1.0, ae.dp.expected_batch_size / num_units)
-    planned_steps = max(1, math.ceil(1 / sampling_rate)) * ae.schedule.max_epochs
-    if ae.schedule.max_steps:
-        planned_steps = min(planned_steps, ae.schedule.max_steps)
+    planned_steps = ae_trainer.planned_steps(ae, sampling_rate)
     key = hashlib.sha256(
         json.dumps([ae.to_json_best_effort(sort_keys=True), num_units, planned_steps]).encode()
     ).hexdigest()
     if previous and previous.get("plan_key") == key:
         return previous
-    private = optimizers.is_private(ae.optimizer)
-    report = ae_trainer.privacy_report(ae, private=private, num_units=num_units, steps=planned_steps)
+    report = ae_trainer.privacy_report(
+        ae, num_units=num_units, steps_run=planned_steps, planned=planned_steps
+    )
     return {
         "point": point.name,
         "optimizer": point.optimizer,
@@ -234,6 +235,9 @@ def train_classifier(point_dir, ae_config, config):
         "vl_f1": report["vl_f1"],
         "classifier_workdir": str(workdir),
         "classifier_epsilon_pld": metrics.get("epsilon_pld"),
+        # Whoever holds both models holds both mechanisms over the same frames: their composition.
+        "combined_epsilon_pld": (metrics.get("combined_privacy") or {}).get("epsilon_pld"),
+        "combined_privacy_note": (metrics.get("combined_privacy") or {}).get("why"),
     }
 
 

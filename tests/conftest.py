@@ -67,8 +67,8 @@ def world_copy(tiny_world, tmp_path):
 
 
 def pytest_configure(config):
-    # "slow": long but still run in CI (the whole suite must stay under 10 minutes there);
-    # deselect locally with -m "not slow".
+    # "slow": long but still run in CI (the whole suite must stay under 15 minutes there);
+    # FAST=1 bash tests/run.sh deselects them (the 3-minute lane).
     config.addinivalue_line("markers", "slow: long-running test, still part of CI")
 
 

@@ -1,6 +1,7 @@
 """The synthetic world: layout, determinism, annotations, and 'learnable but not trivial'."""
 
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from ppvad_jax.data import ucf_layout, vatic, video_io
@@ -61,6 +62,7 @@ def test_same_seed_same_world_other_seed_other_world(tmp_path, tiny_world):
     assert np.abs(frames_a.astype(int) - frames_c).mean() > 5
 
 
+@pytest.mark.slow
 def test_total_motion_alone_does_not_separate_anomalies(tmp_path):
     """A frame classifier that only sees total motion must not reach AUC 1.0."""
     params = world.WorldParams(num_videos=14, seed=0, seconds=3.0, crowd=2)

@@ -328,7 +328,7 @@ def write_report(
             f"above), classic OpenCV bag of objects, {m['steps']} steps, optimizer {m['optimizer']} "
             f"({_privacy_text(m)}).",
             "",
-            _combined_text(r.get("combined_privacy")),
+            anomaly_report.combined_privacy_text(r.get("combined_privacy")),
             "",
             (
                 "**The ResNet-50 backbones are randomly initialised** (`backbone_random_init: True`): "
@@ -384,19 +384,6 @@ def _privacy_text(m):
     return (
         f"epsilon {_eps(m['epsilon_pld'])} (PLD) at delta {m['delta']:g}, one {m['unit_of_privacy']} "
         f"= {m['records_per_unit']} records"
-    )
-
-
-def _combined_text(combined):
-    """Both models were trained on the same frames: what holding both reveals."""
-    if combined is None:
-        return ""
-    if combined.get("epsilon_pld") is None:
-        return f"Autoencoder and classifier together: no combined epsilon ({combined['why']})."
-    return (
-        f"Autoencoder and classifier together (same frames, both released): epsilon "
-        f"{_eps(combined['epsilon_pld'])} (PLD) at delta {combined['delta']:g}, dp_accounting "
-        "composing both runs' events."
     )
 
 

@@ -61,15 +61,6 @@ def _pct(x):
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
-def _both(combined):
-    """The two models' composed epsilon (same frames), or why there is none."""
-    if not combined:
-        return "no autoencoder"
-    if combined.get("epsilon_pld") is None:
-        return "not private" if combined.get("private") is False else "n/a: " + combined["why"]
-    return f"{combined['epsilon_pld']:.2f}"
-
-
 def main(argv):
     del argv
     root = pathlib.Path(_WORKDIR.value)
@@ -88,7 +79,7 @@ def main(argv):
         lines.append(
             f"| {variant} | {_pct(r['fl_auc'])} | {paper[0]} | {_pct(r['vl_f1'])} | {paper[1]} | "
             f"{'not private' if eps is None else f'{eps:.2f}'} | "
-            f"{_both(r.get('combined_privacy'))} |"
+            f"{anomaly_report.combined_privacy_cell(r.get('combined_privacy'))} |"
         )
     first = next(iter(rows.values()), {})
     notes = [

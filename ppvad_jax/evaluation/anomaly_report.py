@@ -89,3 +89,25 @@ def write_report(workdir, *, out_name="eval.json", timelines=6):
     }
     (workdir / out_name).write_text(json.dumps(report, indent=2))
     return report
+
+
+def combined_privacy_text(combined):
+    """A report's sentence on holding both models (``privacy.plan.combined``); "" without one."""
+    if combined is None:
+        return ""
+    if combined.get("epsilon_pld") is None:
+        return f"Autoencoder and classifier together: no combined epsilon ({combined['why']})."
+    return (
+        f"Autoencoder and classifier together (same frames, both released): epsilon "
+        f"{combined['epsilon_pld']:.4g} (PLD) at delta {combined['delta']:g}, dp_accounting "
+        "composing both runs' events."
+    )
+
+
+def combined_privacy_cell(combined):
+    """The same as a table cell: the composed epsilon, or why there is none."""
+    if not combined:
+        return "no autoencoder"
+    if combined.get("epsilon_pld") is None:
+        return "not private" if combined.get("private") is False else "n/a: " + combined["why"]
+    return f"{combined['epsilon_pld']:.2f}"

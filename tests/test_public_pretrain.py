@@ -82,13 +82,17 @@ def _dp_config(dataset_dir, init_from, *, learning_rate=1e-3):
 def test_a_dp_run_starts_from_the_public_weights_at_the_same_epsilon(dataset_dir, pretrained, tmp_path):
     out, _ = pretrained
     # Learning rate 0: Adam moves nothing, so the exported model is exactly where the run started.
-    metrics = trainer.train_and_evaluate(_dp_config(dataset_dir, out, learning_rate=0.0), tmp_path)
+    config = _dp_config(dataset_dir, out, learning_rate=0.0)
+    metrics = trainer.train_and_evaluate(config, tmp_path)
     start, _ = autoencoder_io.load_params(out)
     end, _ = autoencoder_io.load_params(tmp_path / "export")
     jax.tree.map(np.testing.assert_array_equal, start, end)
     assert metrics["init_from"] == str(out) and metrics["init_training_data"] == public_images.DESCRIPTION
     # The public start costs nothing: epsilon is the accountant's for the DP steps alone.
-    want = accounting.report(accounting.DpParams(1.0, metrics["sampling_rate"], 3, metrics["delta"]))
+    # q from the config and the count of training frames, not from the run's own metrics.
+    num_units = len(trainer.split_units(config)[0]["train"])
+    q = config.dp.expected_batch_size / num_units
+    want = accounting.report(accounting.DpParams(1.0, q, 3, accounting.default_delta(num_units)))
     assert metrics["epsilon_pld"] == pytest.approx(want["epsilon_pld"])
 
 

@@ -8,6 +8,22 @@ average ranks in O(n log n).
 import numpy as np
 
 
+def checked(labels, scores, *, what):
+    """``(labels bool [N], scores float64 [N], positives, negatives)``, or a ValueError naming
+    what is wrong: shapes that differ, a non-finite score, or a missing class (``what`` needs both)."""
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores must be finite")
+    num_pos = int(labels.sum())
+    num_neg = labels.size - num_pos
+    if num_pos == 0 or num_neg == 0:
+        raise ValueError(f"{what} needs both classes: {num_pos} positives, {num_neg} negatives")
+    return labels, scores, num_pos, num_neg
+
+
 def roc_auc(labels, scores):
     """Area under the ROC curve.
 
@@ -18,16 +34,7 @@ def roc_auc(labels, scores):
     Raises:
       ValueError: if there is no positive or no negative, or a score is not finite.
     """
-    labels = np.asarray(labels).astype(bool).ravel()
-    scores = np.asarray(scores, np.float64).ravel()
-    if labels.shape != scores.shape:
-        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("scores must be finite")
-    num_pos = int(labels.sum())
-    num_neg = labels.size - num_pos
-    if num_pos == 0 or num_neg == 0:
-        raise ValueError(f"AUC needs both classes: {num_pos} positives, {num_neg} negatives")
+    labels, scores, num_pos, num_neg = checked(labels, scores, what="AUC")
     order = np.argsort(scores, kind="mergesort")
     sorted_scores = scores[order]
     ranks = np.empty(scores.size, np.float64)

@@ -79,7 +79,7 @@ MD_COLUMNS = (
 )
 ACCOUNTANT = (
     "dp_accounting PLD (headline, pessimistic) and RDP (orders 1.01-1024); Poisson-subsampled "
-    "Gaussian composed over the steps run; add/remove adjacency of one unit of privacy"
+    "Gaussian composed over the planned steps; add/remove adjacency of one unit of privacy"
 )
 
 

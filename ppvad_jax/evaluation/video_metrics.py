@@ -63,16 +63,7 @@ def roc_curve(labels, scores, *, drop_intermediate=True):
     Returns:
       fpr, tpr, thresholds: 1-D arrays, fpr and tpr non-decreasing.
     """
-    labels = _pool(labels).astype(bool)
-    scores = _pool(scores).astype(np.float64)
-    if labels.shape != scores.shape:
-        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("scores must be finite")
-    num_pos = int(labels.sum())
-    num_neg = labels.size - num_pos
-    if num_pos == 0 or num_neg == 0:
-        raise ValueError(f"a ROC curve needs both classes: {num_pos} positives, {num_neg} negatives")
+    labels, scores, num_pos, num_neg = roc.checked(_pool(labels), _pool(scores), what="a ROC curve")
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores = scores[order]
     sorted_labels = labels[order]

@@ -7,8 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from ppvad_jax.models import autoencoder
-from ppvad_jax.privacy import clipping, per_example
+from ppvad_jax.models import autoencoder, per_example
+from ppvad_jax.privacy import clipping
 
 
 class TinyNet(nn.Module):
@@ -54,6 +54,13 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
+def _layerwise_sum(losses_fn, params, batch, is_padding, **kwargs):
+    """Clipping (privacy/) over the models' layerwise per-example gradients (models/)."""
+    return clipping.clipped_sum(
+        per_example.layerwise_grads_fn(losses_fn), params, batch, is_padding, **kwargs
+    )
+
+
 @pytest.mark.parametrize("microbatch_size", [1, 4, 12])
 def test_matches_reference_for_any_microbatch(tiny, microbatch_size):
     params, batch, loss_fn, losses_fn = tiny
@@ -63,7 +70,7 @@ def test_matches_reference_for_any_microbatch(tiny, microbatch_size):
         loss_fn, params, batch, pad, l2_clip_norm=0.1, microbatch_size=microbatch_size
     )
     assert_trees_close(got.grad_sum, want)
-    layerwise = clipping.clipped_grad_sum_layerwise(
+    layerwise = _layerwise_sum(
         losses_fn, params, batch, pad, l2_clip_norm=0.1, microbatch_size=microbatch_size
     )
     assert_trees_close(layerwise.grad_sum, want)
@@ -91,7 +98,7 @@ def test_padding_contributes_exactly_nothing(tiny):
     garbage_x = x.at[7:].set(1e6)  # whatever sits in padding rows must not matter
     for fn, fn_loss in (
         (clipping.clipped_grad_sum, loss_fn),
-        (clipping.clipped_grad_sum_layerwise, losses_fn),
+        (_layerwise_sum, losses_fn),
     ):
         a = fn(fn_loss, params, (x, y), pad, l2_clip_norm=0.1, microbatch_size=4)
         b = fn(fn_loss, params, (garbage_x, y), pad, l2_clip_norm=0.1, microbatch_size=4)
@@ -109,7 +116,7 @@ def test_a_nan_example_is_zeroed_and_counted(tiny):
     want = reference_sum(loss_fn, params, (x, y), keep, 0.1)
     for fn, fn_loss in (
         (clipping.clipped_grad_sum, loss_fn),
-        (clipping.clipped_grad_sum_layerwise, losses_fn),
+        (_layerwise_sum, losses_fn),
     ):
         result = fn(fn_loss, params, (bad, y), jnp.zeros(12, bool), l2_clip_norm=0.1, microbatch_size=4)
         assert int(result.num_nonfinite) == 1

@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from ppvad_jax.models.tap_conv import kernel_grad
+
 
 def _same_padding_low(kernel, stride):
     """Leading padding lax.conv_transpose uses for "SAME" (its ``pad_a``)."""
@@ -107,3 +109,27 @@ class PhaseConvTranspose(nn.Module):
         dtype = self.dtype or x.dtype
         y = phase_conv_transpose(x.astype(dtype), kernel.astype(dtype), stride=self.stride)
         return y + bias.astype(dtype)
+
+
+def per_example_grads(module, x, g):
+    """Per-example grads of a ``PhaseConvTranspose`` from its input x and output gradient g
+    (``models.per_example``): each tap belongs to exactly one phase, so the kernel gradient
+    is one per-example ``kernel_grad`` per phase."""
+    kh, kw = module.kernel_size
+    s = module.stride
+    rows = [[None] * kw for _ in range(kh)]
+    for ph in range(s):
+        taps_h, offs_h = _phase_taps(kh, s, ph)
+        for pw in range(s):
+            taps_w, offs_w = _phase_taps(kw, s, pw)
+            pads = ((-min(offs_h), max(offs_h)), (-min(offs_w), max(offs_w)))
+            if any(p < 0 for pad in pads for p in pad):
+                raise NotImplementedError(f"layerwise per-example grads: cropping phase in {module.path}")
+            sub = kernel_grad(
+                x, g[:, ph::s, pw::s], (len(taps_h), len(taps_w)), (1, 1), pads, per_example=True
+            )
+            for a, th in enumerate(taps_h):
+                for b, tw in enumerate(taps_w):
+                    rows[th][tw] = sub[:, a, b]
+    grads = {"kernel": jnp.stack([jnp.stack(r, axis=1) for r in rows], axis=1), "bias": g.sum(axis=(1, 2))}
+    return grads

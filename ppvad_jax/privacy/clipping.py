@@ -7,8 +7,9 @@ sum in float32. That sum is what the Gaussian mechanism privatises: adding or
 removing one example changes it by at most C in L2 norm.
 
 ``clipped_sum`` takes any ``grads_fn(params, examples) -> (per-example grads,
-losses)``: ``vmap_grads_fn`` (any loss; the reference) or ``layerwise_grads_fn``
-(conv nets; about as fast as the plain batched gradient). The ClipResult's counts
+losses)``: ``vmap_grads_fn`` (any loss; the reference), or a faster one a model
+provides (``models.per_example.layerwise_grads_fn`` for conv nets, about as fast as the
+plain batched gradient). Nothing here knows any model. The ClipResult's counts
 (loss sum, clipped and non-finite examples) are statistics of private data:
 trainers never publish them from a private run. The result does not depend on
 the microbatch size beyond float summation order.
@@ -20,8 +21,6 @@ import jax
 import jax.numpy as jnp
 import optax
 import optax.microbatching
-
-from ppvad_jax.privacy import per_example
 
 _TINY = 1e-12
 
@@ -98,7 +97,7 @@ def clipped_sum(grads_fn, params, batch, is_padding, *, l2_clip_norm, microbatch
 
     Args:
       grads_fn: ``grads_fn(params, examples) -> (per-example grads [m, ...] leaves, losses [m])``
-        (``vmap_grads_fn`` or ``layerwise_grads_fn`` make one).
+        (``vmap_grads_fn``, or ``models.per_example.layerwise_grads_fn``).
       params: pytree of parameters.
       batch: pytree of arrays with a leading batch axis B.
       is_padding: bool [B]; padding examples contribute exactly nothing.
@@ -149,28 +148,9 @@ def vmap_grads_fn(loss_fn):
     return grads_fn
 
 
-def layerwise_grads_fn(losses_fn, rows_per_example=1):
-    """``grads_fn`` from a batched ``losses_fn(params, batch) -> [B]``, layer by layer."""
-
-    def grads_fn(params, examples):
-        return per_example.per_example_grads(losses_fn, params, examples, rows_per_example=rows_per_example)
-
-    return grads_fn
-
-
 def clipped_grad_sum(loss_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size=None):
     """``clipped_sum`` with per-example grads by ``vmap(grad)`` of a one-example ``loss_fn``."""
     return clipped_sum(
         vmap_grads_fn(loss_fn), params, batch, is_padding, l2_clip_norm=l2_clip_norm,
         microbatch_size=microbatch_size,
-    )  # fmt: skip
-
-
-def clipped_grad_sum_layerwise(
-    losses_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size=None, rows_per_example=1
-):
-    """``clipped_sum`` with per-example grads layer by layer (``per_example``)."""
-    return clipped_sum(
-        layerwise_grads_fn(losses_fn, rows_per_example), params, batch, is_padding,
-        l2_clip_norm=l2_clip_norm, microbatch_size=microbatch_size,
     )  # fmt: skip

@@ -32,8 +32,8 @@ from jax.sharding import PartitionSpec as P
 
 from ppvad_jax.data import autoencoder_data, contact_sheet
 from ppvad_jax.evaluation import image_quality
-from ppvad_jax.models import autoencoder, autoencoder_io
-from ppvad_jax.privacy import accounting, batch_selection, clipping, per_example, run_secret
+from ppvad_jax.models import autoencoder, autoencoder_io, per_example
+from ppvad_jax.privacy import accounting, batch_selection, clipping, run_secret
 from ppvad_jax.privacy import plan as dp_plan
 from ppvad_jax.training import optimizers, public_pretrain, run_spec, sharded_step
 
@@ -105,7 +105,7 @@ def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
     batch_losses = make_batch_losses(model)
     rows_per_unit = config.dp.frames_per_video if config.dp.unit == "video" else 1
     if layerwise:
-        unit_grads_fn = clipping.layerwise_grads_fn(batch_losses, rows_per_unit)
+        unit_grads_fn = per_example.layerwise_grads_fn(batch_losses, rows_per_unit)
     else:
         unit_grads_fn = clipping.vmap_grads_fn(lambda params, unit: batch_losses(params, unit[None])[0])
 

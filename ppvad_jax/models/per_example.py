@@ -15,7 +15,8 @@ against ``g``): the same multiply-adds as the batched weight gradient, with no
 grouped convolution.
 
 Supported layers: ``flax.linen.Conv`` (any stride, "SAME" or "VALID", no
-dilation or groups), ``flax.linen.Dense`` and ``models.PhaseConvTranspose``.
+dilation or groups), ``flax.linen.Dense`` (their rules are here) and
+``PhaseConvTranspose`` (its rule sits next to the layer, in ``phase_conv_transpose``).
 A model with parameters outside those layers is rejected with a clear error,
 so a new layer can never be silently left unclipped; use the vmap method there.
 """
@@ -24,10 +25,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ppvad_jax.models.phase_conv_transpose import PhaseConvTranspose, _phase_taps
+from ppvad_jax.models import phase_conv_transpose
 from ppvad_jax.models.tap_conv import kernel_grad
 
-SUPPORTED = (nn.Conv, nn.Dense, PhaseConvTranspose)
+SUPPORTED = (nn.Conv, nn.Dense, phase_conv_transpose.PhaseConvTranspose)
 
 
 def _conv_padding(size, kernel, stride, out, padding):
@@ -56,28 +57,6 @@ def _conv_grads(module, x, g):
     return grads
 
 
-def _phase_conv_transpose_grads(module, x, g):
-    """Per-example grads of a PhaseConvTranspose: each tap belongs to exactly one phase."""
-    kh, kw = module.kernel_size
-    s = module.stride
-    rows = [[None] * kw for _ in range(kh)]
-    for ph in range(s):
-        taps_h, offs_h = _phase_taps(kh, s, ph)
-        for pw in range(s):
-            taps_w, offs_w = _phase_taps(kw, s, pw)
-            pads = ((-min(offs_h), max(offs_h)), (-min(offs_w), max(offs_w)))
-            if any(p < 0 for pad in pads for p in pad):
-                raise NotImplementedError(f"layerwise per-example grads: cropping phase in {module.path}")
-            sub = kernel_grad(
-                x, g[:, ph::s, pw::s], (len(taps_h), len(taps_w)), (1, 1), pads, per_example=True
-            )
-            for a, th in enumerate(taps_h):
-                for b, tw in enumerate(taps_w):
-                    rows[th][tw] = sub[:, a, b]
-    grads = {"kernel": jnp.stack([jnp.stack(r, axis=1) for r in rows], axis=1), "bias": g.sum(axis=(1, 2))}
-    return grads
-
-
 def _dense_grads(module, x, g):
     x = x.reshape(x.shape[0], -1, x.shape[-1])
     g = g.reshape(g.shape[0], -1, g.shape[-1])
@@ -88,8 +67,8 @@ def _dense_grads(module, x, g):
 
 
 def _layer_grads(module, x, g):
-    if isinstance(module, PhaseConvTranspose):
-        return _phase_conv_transpose_grads(module, x, g)
+    if isinstance(module, phase_conv_transpose.PhaseConvTranspose):
+        return phase_conv_transpose.per_example_grads(module, x, g)
     if isinstance(module, nn.Conv):
         return _conv_grads(module, x, g)
     return _dense_grads(module, x, g)
@@ -173,3 +152,13 @@ def _get(tree, path):
     for key in path:
         tree = tree[key]
     return tree
+
+
+def layerwise_grads_fn(losses_fn, rows_per_example=1):
+    """A ``grads_fn(params, batch) -> (per-example grads, losses)`` for ``privacy.clipping``
+    from a batched ``losses_fn(params, batch) -> [B]``, layer by layer."""
+
+    def grads_fn(params, examples):
+        return per_example_grads(losses_fn, params, examples, rows_per_example=rows_per_example)
+
+    return grads_fn

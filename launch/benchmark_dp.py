@@ -26,7 +26,7 @@ from jax.sharding import PartitionSpec as P
 from configs import autoencoder as ae_config
 from ppvad_jax.models import autoencoder
 from ppvad_jax.training import autoencoder as trainer
-from ppvad_jax.training import optimizers
+from ppvad_jax.training import common, optimizers
 
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Units per step (all real).")
 _HEIGHT = flags.DEFINE_integer("height", 240, "Frame height.")
@@ -49,14 +49,12 @@ def time_variant(optimizer, grad_method):
     config.dp.microbatch_size = _MICRO.value or _BATCH.value
     config.dtype = _DTYPE.value
     config.dp.expected_batch_size = _BATCH.value
-    mesh = trainer.make_mesh()
+    mesh = common.make_mesh()
     model = autoencoder.Autoencoder(dtype=jnp.bfloat16 if _DTYPE.value == "bfloat16" else None)
     tx = optimizers.make(optimizer, 1e-4)
     shape = (_BATCH.value, _HEIGHT.value, _WIDTH.value, 3)
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, *shape[1:])))["params"]
-    state = jax.device_put(
-        trainer.TrainState(jnp.int32(0), params, tx.init(params)), NamedSharding(mesh, P())
-    )
+    state = jax.device_put(common.TrainState(jnp.int32(0), params, tx.init(params)), NamedSharding(mesh, P()))
     private = optimizers.is_private(optimizer)
     # Every unit of the batch real: a plan whose expected batch is the batch (N = 10 batches).
     plan = trainer.make_plan(config, 10 * _BATCH.value) if private else None
@@ -64,8 +62,8 @@ def time_variant(optimizer, grad_method):
         model, tx, config, private=private, plan=plan, noise_key=jax.random.key(1), mesh=mesh
     )
     data = NamedSharding(mesh, P("data"))
-    frames = trainer.to_global(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), data)
-    padding = trainer.to_global(np.zeros(shape[0], bool), data)
+    frames = common.to_global(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8), data)
+    padding = common.to_global(np.zeros(shape[0], bool), data)
     start = time.perf_counter()
     state, metrics = step(state, frames, padding)
     jax.block_until_ready(metrics)

@@ -22,7 +22,7 @@ from configs import classifier as classifier_config  # noqa: E402
 from ppvad_jax.models import autoencoder  # noqa: E402
 from ppvad_jax.privacy import noise  # noqa: E402
 from ppvad_jax.training import autoencoder as trainer  # noqa: E402
-from ppvad_jax.training import classifier, optimizers  # noqa: E402
+from ppvad_jax.training import classifier, common, optimizers  # noqa: E402
 
 NOISE = 0.7
 
@@ -38,7 +38,7 @@ def one_update(num_devices, microbatch_size, grad_method="layerwise"):
     tx = optimizers.make("dpsgd", 1.0)  # lr 1: the update is the privatised gradient itself
     params = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
     before = jax.device_get(params)  # the step donates its input state
-    state = trainer.TrainState(jnp.int32(3), params, tx.init(params))
+    state = common.TrainState(jnp.int32(3), params, tx.init(params))
     config.dp.expected_batch_size = 12
     plan = trainer.make_plan(config, 1000)
     step = trainer.make_train_step(
@@ -48,7 +48,7 @@ def one_update(num_devices, microbatch_size, grad_method="layerwise"):
     is_padding = np.arange(16) >= 13
     data = NamedSharding(mesh, P("data"))
     state = jax.device_put(state, NamedSharding(mesh, P()))
-    new_state, metrics = step(state, trainer.to_global(frames, data), trainer.to_global(is_padding, data))
+    new_state, metrics = step(state, common.to_global(frames, data), common.to_global(is_padding, data))
     update = jax.tree.map(
         lambda a, b: np.asarray(b) - np.asarray(a), before, jax.device_get(new_state.params)
     )

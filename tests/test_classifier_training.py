@@ -13,8 +13,8 @@ from configs import classifier as classifier_config
 from ppvad_jax.models import two_stream
 from ppvad_jax.privacy import batch_selection
 from ppvad_jax.privacy import plan as dp_plan
-from ppvad_jax.training import classifier, classifier_inputs
-from ppvad_jax.training.autoencoder import make_mesh
+from ppvad_jax.training import classifier, classifier_inputs, common
+from ppvad_jax.training.common import make_mesh
 
 
 def test_targets_soft_half_or_excluded():
@@ -95,7 +95,7 @@ def test_hard_mining_trains_on_the_k_hardest(private):
     losses = np.asarray(losses_fn(params, batch))
     hardest = np.argsort(-np.where(is_padding, -np.inf, losses))[:2]
     w0 = np.asarray(params["w"])
-    state = classifier.TrainState(jnp.int32(0), params, tx.init(params))
+    state = common.TrainState(jnp.int32(0), params, tx.init(params))
     new, _ = train(state, batch, is_padding)  # donates state (and params)
 
     def mean_loss(p):
@@ -124,7 +124,7 @@ def test_mining_ranks_by_excess_loss_so_fitted_soft_frames_are_not_chosen():
     train, losses_fn, _ = _steps(_linear_apply, tx, _config(), private=False, expected_batch_size=2)
     batch = {"inputs": {"x": x}, "target": target}
     assert set(np.argsort(-np.asarray(losses_fn({"w": w}, batch)))[:2]) == {0, 1}  # what BCE would pick
-    state = classifier.TrainState(jnp.int32(0), {"w": jnp.array(w)}, tx.init({"w": w}))
+    state = common.TrainState(jnp.int32(0), {"w": jnp.array(w)}, tx.init({"w": w}))
     new, _ = train(state, batch, np.zeros(6, bool))
     moved = np.flatnonzero(np.abs(np.asarray(new.params["w"]) - np.asarray(w)) > 0)
     assert set(moved) == {4, 5}  # the worst-fitted 0/1 frames
@@ -146,7 +146,7 @@ def test_dp_step_noise_has_std_sigma_c_over_expected_batch(sigma):
         config = _config(hard_mining_alpha=1)
         config.dp.noise_multiplier, config.dp.l2_clip_norm = noise, clip
         train, _, _ = _steps(_linear_apply, tx, config, private=True, expected_batch_size=expected)
-        state = classifier.TrainState(jnp.int32(0), jax.tree.map(jnp.copy, params), tx.init(params))
+        state = common.TrainState(jnp.int32(0), jax.tree.map(jnp.copy, params), tx.init(params))
         updates[noise] = np.asarray(train(state, batch, is_padding)[0].params["w"])
     noise_part = updates[sigma] - updates[0.0]
     assert np.std(noise_part) == pytest.approx(lr * sigma * clip / expected, rel=0.03)
@@ -160,7 +160,7 @@ def _mined_update(x, target, is_padding, clip):
     tx = optax.sgd(1.0)
     train, _, _ = _steps(_linear_apply, tx, config, private=True, expected_batch_size=1)
     w0 = np.array([1.0, 0.0, 0.0], np.float32)
-    state = classifier.TrainState(jnp.int32(0), {"w": jnp.asarray(w0)}, tx.init({"w": jnp.asarray(w0)}))
+    state = common.TrainState(jnp.int32(0), {"w": jnp.asarray(w0)}, tx.init({"w": jnp.asarray(w0)}))
     batch = {"inputs": {"x": np.asarray(x, np.float32)}, "target": np.asarray(target, np.float32)}
     return np.asarray(train(state, batch, np.asarray(is_padding))[0].params["w"]) - w0  # state donated
 
@@ -197,7 +197,7 @@ def _dropout_update(noise_key, dropout_key):
     train, _, _ = _steps(_dropout_apply, tx, config, private=True, expected_batch_size=8,
                          noise_key=noise_key, dropout_key=dropout_key)  # fmt: skip
     w = jnp.zeros(1000)
-    state = classifier.TrainState(jnp.int32(0), {"w": w}, tx.init({"w": w}))
+    state = common.TrainState(jnp.int32(0), {"w": w}, tx.init({"w": w}))
     batch = {"inputs": {"x": np.ones((8, 1000), np.float32)}, "target": np.ones(8, np.float32)}
     return np.asarray(train(state, batch, np.zeros(8, bool))[0].params["w"])
 
@@ -371,10 +371,10 @@ def test_early_stopping_keeps_the_best_epoch_of_the_chosen_metric(metric):
     losses = [0.90, 0.70, 0.80, 0.85, 0.90, 0.95, 0.99]  # best at 1
     aucs = [0.50, 0.55, 0.62, 0.70, 0.60, 0.58, 0.57]  # best at 3
     params = {"w": jnp.zeros(())}
-    state = classifier.TrainState(jnp.int32(0), params, ())
+    state = common.TrainState(jnp.int32(0), params, ())
 
     def train_step(state, batch, is_padding):
-        return classifier.TrainState(state.step + 1, {"w": state.params["w"] + 1}, ()), {"loss": 1.0}
+        return common.TrainState(state.step + 1, {"w": state.params["w"] + 1}, ()), {"loss": 1.0}
 
     def validate(p):
         e = int(p["w"]) - 1  # one step per epoch
@@ -397,7 +397,7 @@ def test_resume_refuses_a_checkpoint_chosen_by_another_metric(tmp_path):
     import orbax.checkpoint as ocp
 
     params = {"w": jnp.ones((2,))}
-    state = classifier.TrainState(jnp.int32(3), params, ())
+    state = common.TrainState(jnp.int32(3), params, ())
     manager = ocp.CheckpointManager(tmp_path, options=ocp.CheckpointManagerOptions(create=True))
     record = {"epoch": 1, "metric": "val_loss", "best_val": 0.5, "stale": 0, "steps": 3, "history": []}
     manager.save(
@@ -407,7 +407,7 @@ def test_resume_refuses_a_checkpoint_chosen_by_another_metric(tmp_path):
         ),
     )
     manager.wait_until_finished()
-    fresh = classifier.TrainState(jnp.int32(0), {"w": jnp.zeros((2,))}, ())
+    fresh = common.TrainState(jnp.int32(0), {"w": jnp.zeros((2,))}, ())
     resumed, best, meta = classifier.resume(manager, fresh, "val_loss")
     assert int(resumed.step) == 3 and meta["best_val"] == 0.5
     with pytest.raises(ValueError, match="chose its best epoch by val_loss"):

@@ -18,7 +18,6 @@ import math
 import pathlib
 import time
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,35 +34,7 @@ from ppvad_jax.evaluation import image_quality
 from ppvad_jax.models import autoencoder, autoencoder_io, per_example
 from ppvad_jax.privacy import accounting, batch_selection, clipping, run_secret
 from ppvad_jax.privacy import plan as dp_plan
-from ppvad_jax.training import optimizers, public_pretrain, run_spec, sharded_step
-
-# --- State ------------------------------------------------------------------------------------
-
-
-@flax.struct.dataclass
-class TrainState:
-    step: jax.Array
-    params: dict
-    opt_state: optax.OptState
-
-
-# --- Mesh and shardings -----------------------------------------------------------------------
-
-
-def make_mesh():
-    """A 1-D ``data`` mesh over every device (all hosts under jax.distributed).
-
-    Auto axis type: XLA propagates shardings through the per-example code, which
-    carries no sharding annotations of its own (explicit sharding-in-types would
-    ask every reshape inside the model for one).
-    """
-    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def to_global(array, sharding):
-    """A host numpy array (identical on every host) -> a global jax.Array with ``sharding``."""
-    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
-
+from ppvad_jax.training import common, optimizers, public_pretrain, run_spec, sharded_step
 
 # --- Losses and steps -------------------------------------------------------------------------
 
@@ -143,13 +114,13 @@ def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
                 return jnp.tensordot(weights, jnp.where(mask, g, 0.0), axes=1)
 
             grads = jax.tree.map(weighted_sum, per_unit)
-            loss = jnp.sum(jnp.where(finite, losses, 0.0)) / count
+            loss = common.masked_mean(losses, finite)
         else:
 
             def mean_loss(p):
                 losses = batch_losses(p, batch)
                 finite = jnp.logical_and(keep, jnp.isfinite(losses))
-                return jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(finite.sum(), 1), finite
+                return common.masked_mean(losses, finite), finite
 
             (loss, finite), grads = jax.value_and_grad(mean_loss, has_aux=True)(params)
         metrics = {
@@ -167,7 +138,7 @@ def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return TrainState(state.step + 1, params, opt_state), metrics
+        return common.TrainState(state.step + 1, params, opt_state), metrics
 
     return sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
 
@@ -196,7 +167,7 @@ def evaluate(eval_step, params, source, units, *, batch_size, mesh, max_frames=N
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         frames = source.fetch(np.pad(chunk, (0, batch_size - len(chunk)), mode="edge"))
-        metrics, _ = eval_step(params, to_global(frames, data))
+        metrics, _ = eval_step(params, common.to_global(frames, data))
         for name in values:
             values[name].append(np.asarray(metrics[name])[: len(chunk)])
     return {name: np.concatenate(v) for name, v in values.items()}
@@ -206,7 +177,7 @@ def reconstruction_grid(eval_step, params, source, units, *, batch_size, mesh, c
     records = np.concatenate(units.records)
     pick = records[contact_sheet.pick_evenly(len(records), count)]
     frames = source.fetch(np.pad(pick, (0, max(0, batch_size - len(pick))), mode="edge"))[:batch_size]
-    _, recon = eval_step(params, to_global(frames, NamedSharding(mesh, P("data"))))
+    _, recon = eval_step(params, common.to_global(frames, NamedSharding(mesh, P("data"))))
     recon = (np.asarray(recon)[: len(pick)] * 255).round().astype(np.uint8)
     labels = [0] * len(pick)
     return contact_sheet.contact_sheet(
@@ -216,30 +187,6 @@ def reconstruction_grid(eval_step, params, source, units, *, batch_size, mesh, c
         title="originals (top) and reconstructions (bottom)",
         columns=len(pick),
     )
-
-
-# --- Checkpoints ------------------------------------------------------------------------------
-
-
-def checkpoint_manager(workdir):
-    options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True)
-    return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints", options=options)
-
-
-def save(manager, state, meta):
-    step = int(state.step)
-    manager.save(
-        step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-    )
-
-
-def restore(manager, abstract_state):
-    step = manager.latest_step()
-    restored = manager.restore(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()),
-    )
-    return restored.state, restored.meta
 
 
 # --- The loop ---------------------------------------------------------------------------------
@@ -266,10 +213,9 @@ def planned_steps(config, sampling_rate):
 
 def privacy_report(config, *, num_units, steps_run, planned):
     """Epsilon of what was run (``DpPlan.report``), or a plain statement that it is not private."""
-    if not optimizers.is_private(config.optimizer):
-        return dp_plan.not_private()
-    return make_plan(config, num_units).report(
-        steps_run=steps_run, planned_steps=planned, insecure_seed=config.dp.insecure_fixed_seed
+    plan = make_plan(config, num_units) if optimizers.is_private(config.optimizer) else None
+    return common.privacy_report(
+        plan, steps_run=steps_run, planned=planned, insecure_seed=config.dp.insecure_fixed_seed
     )
 
 
@@ -390,8 +336,8 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     run_spec.check_and_record(workdir, _run_spec(config), filename=RUN_SPEC, what="an autoencoder")
 
     # Mesh, model, optimizer; batches and noise from the run's secret (public seed if not private).
-    mesh = make_mesh()
-    manager = checkpoint_manager(workdir)
+    mesh = common.make_mesh()
+    manager = common.checkpoint_manager(pathlib.Path(workdir) / "checkpoints")
     secret = run_secret.for_run(
         manager.directory, private=private, seed=config.seed,
         insecure_fixed_seed=config.dp.insecure_fixed_seed, fresh=manager.latest_step() is None,
@@ -414,7 +360,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     @jax.jit
     def init_state(key):  # one compiled program, not one per initializer op
         params = model.init(key, jnp.zeros(shape))["params"]
-        return TrainState(jnp.int32(0), params, tx.init(params))
+        return common.TrainState(jnp.int32(0), params, tx.init(params))
 
     state = init_state(init_key)
     init_spec = None
@@ -427,7 +373,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
                 f"{config.init_from} has encoder widths {tuple(init_spec['encoder_features'])}, the config "
                 f"wants {tuple(config.model_features)}"
             )
-        state = TrainState(jnp.int32(0), params, tx.init(params))
+        state = common.TrainState(jnp.int32(0), params, tx.init(params))
     state = jax.device_put(state, replicated)
     train_step = make_train_step(
         model, tx, config, private=private, plan=plan, noise_key=noise_key, mesh=mesh
@@ -438,7 +384,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     # Resume.
     meta = {"epoch_best_val": None, "stale_epochs": 0, "best_quality": None, "stale_blocks": 0, "stopped": ""}
     if manager.latest_step() is not None:
-        state, meta = restore(manager, jax.tree.map(ocp.utils.to_shape_dtype_struct, state))
+        state, meta = common.restore(manager, jax.tree.map(ocp.utils.to_shape_dtype_struct, state))
         state = jax.device_put(state, replicated)
         logging.info("resumed from step %d", int(state.step))
     steps_per_epoch = max(1, math.ceil(1 / sampling_rate))
@@ -451,7 +397,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         batch = sampler.sample(step)
         records = np.stack([train_units.records[i] for i in batch.indices])  # [B, frames per unit]
         frames = source.fetch(records if config.dp.unit == "video" else records[:, 0])
-        return to_global(frames, data_sharding), to_global(batch.is_padding, data_sharding)
+        return common.to_global(frames, data_sharding), common.to_global(batch.is_padding, data_sharding)
 
     writer = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
     start_step = int(state.step)
@@ -516,12 +462,12 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
                 if meta["stale_epochs"] >= config.schedule.patience_epochs:
                     meta["stopped"] = f"validation loss did not improve for {meta['stale_epochs']} epochs"
         if done % config.schedule.checkpoint_every_steps == 0 or done % steps_per_epoch == 0:
-            save(manager, state, meta)
+            common.save(manager, state.step, state, meta)
     progress.close()
     prefetch.shutdown(wait=False)
     meta["stopped"] = meta["stopped"] or f"reached {max_steps} steps"
     if manager.latest_step() != int(state.step):
-        save(manager, state, meta)
+        common.save(manager, state.step, state, meta)
     manager.wait_until_finished()
     train_seconds = time.perf_counter() - start_time
 

@@ -31,6 +31,7 @@ by up to 2C, not C: the accountant is given noise_multiplier / 2 (recorded as
 The unit of privacy is one training frame.
 """
 
+import functools
 import json
 import math
 import pathlib
@@ -52,17 +53,9 @@ from ppvad_jax.evaluation import roc
 from ppvad_jax.models import bag_backends, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, clipping, run_secret
 from ppvad_jax.privacy import plan as dp_plan
-from ppvad_jax.training import optimizers, run_spec, sharded_step
-from ppvad_jax.training.autoencoder import make_mesh, to_global
+from ppvad_jax.training import common, optimizers, run_spec, sharded_step
 
 NORMAL, SOFT, HARD = 0, 1, 2
-
-
-@flax.struct.dataclass
-class TrainState:
-    step: jax.Array
-    params: dict
-    opt_state: optax.OptState
 
 
 def targets_and_mask(labels, *, hard_only, soft_label):
@@ -149,7 +142,7 @@ def make_steps(apply_fn, tx, config, *, private, plan, noise_key, dropout_key, m
 
         def mean_loss(params):
             losses = example_losses(params, batch, train=True, rng=rng)
-            return jnp.sum(jnp.where(keep, losses, 0.0)) / jnp.maximum(keep.sum(), 1)
+            return common.masked_mean(losses, keep)
 
         loss, grads = jax.value_and_grad(mean_loss)(state.params)
         return grads, loss
@@ -166,7 +159,7 @@ def make_steps(apply_fn, tx, config, *, private, plan, noise_key, dropout_key, m
         params = optax.apply_updates(state.params, updates)
         # The loss of a private batch is an un-noised statistic of training data: the caller
         # publishes it only for non-private runs.
-        return TrainState(state.step + 1, params, opt_state), {"loss": loss}
+        return common.TrainState(state.step + 1, params, opt_state), {"loss": loss}
 
     train = sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
     replicated = NamedSharding(mesh, P())
@@ -195,7 +188,7 @@ def run_batches(fn, params, make_batch, n, *, batch_size, mesh):
     for start in range(0, n, size):
         idx = np.arange(start, min(n, start + size))
         batch = make_batch(np.pad(idx, (0, size - len(idx)), mode="edge"))
-        batch = jax.tree.map(lambda a: to_global(np.asarray(a), data), batch)
+        batch = jax.tree.map(lambda a: common.to_global(np.asarray(a), data), batch)
         out.append(np.asarray(fn(params, batch))[: len(idx)])
     return np.concatenate(out)
 
@@ -275,12 +268,7 @@ def run_phase(
         )  # fmt: skip
         progress.update(1)
         progress.set_postfix({metric: f"{val[metric]:.4f}", "best": f"{record['best_val']:.4f}"})
-        manager.save(
-            record["epoch"],
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave({"state": state, "best": best}), meta=ocp.args.JsonSave(record)
-            ),
-        )
+        common.save(manager, record["epoch"], {"state": state, "best": best}, record)
     manager.wait_until_finished()
     progress.close()
     record["done"] = True
@@ -298,19 +286,16 @@ def resume(manager, state, metric):
     if manager.latest_step() is None:
         return state, jax.tree.map(jnp.copy, state.params), record
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": state, "best": state.params})
-    restored = manager.restore(
-        manager.latest_step(),
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
-    )
+    restored_state, meta = common.restore(manager, abstract)
     # Checkpoints from before the choice existed stopped on validation loss.
-    have = restored.meta.get("metric", "val_loss")
+    have = meta.get("metric", "val_loss")
     if have != metric:
         raise ValueError(
             f"{manager.directory} chose its best epoch by {have}, this config by {metric} "
             "(early_stopping_metric): use a new --workdir, or move the old one away to retrain"
         )
-    logging.info("resumed classifier phase at epoch %d", restored.meta["epoch"])
-    return restored.state["state"], restored.state["best"], dict(restored.meta, metric=metric)
+    logging.info("resumed classifier phase at epoch %d", meta["epoch"])
+    return restored_state["state"], restored_state["best"], dict(meta, metric=metric)
 
 
 # --- The run ----------------------------------------------------------------------------------
@@ -373,10 +358,10 @@ def planned_steps(config, steps_per_epoch):
 
 
 def privacy_report(config, *, private, num_units, mining, steps_run, planned):
-    if not private:
-        return dp_plan.not_private()
-    return make_plan(config, num_units, mining=mining).report(
-        steps_run=steps_run, planned_steps=planned, insecure_seed=config.dp.insecure_fixed_seed
+    """Epsilon of what was run (``DpPlan.report``), or a plain statement that it is not private."""
+    plan = make_plan(config, num_units, mining=mining) if private else None
+    return common.privacy_report(
+        plan, steps_run=steps_run, planned=planned, insecure_seed=config.dp.insecure_fixed_seed
     )
 
 
@@ -512,7 +497,7 @@ def train_and_evaluate(config, workdir):
             "standardize_features computes per-feature statistics of the training set, which the DP "
             "guarantee does not cover: turn it off for private training"
         )
-    mesh = make_mesh()
+    mesh = common.make_mesh()
     init_key = jax.random.key(config.seed)  # the head's initial weights are public
     n_bag = data["train"]["bags"].shape[1]
     one = np.zeros((1, config.input_size, config.input_size, 3), np.uint8)
@@ -628,11 +613,8 @@ def train_and_evaluate(config, workdir):
         apply_fn = head_apply if kind == "head" else full_apply
         tx = optimizers.make(config.optimizer, phase.learning_rate, config.get("weight_decay", 0.0))
         start_params = params["head"] if kind == "head" else params
-        state = TrainState(jnp.int32(0), start_params, tx.init(start_params))
-        manager = ocp.CheckpointManager(
-            (workdir / "checkpoints" / name).absolute(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
-        )
+        state = common.TrainState(jnp.int32(0), start_params, tx.init(start_params))
+        manager = common.checkpoint_manager(workdir / "checkpoints" / name)
         state, best, record = resume(manager, state, metric)
         if kind == "full" and record["best_val"] is None and "phase1" in records:
             # Phase 2 must beat phase 1 to replace it: start from its best validation value.
@@ -655,8 +637,9 @@ def train_and_evaluate(config, workdir):
         def batches(epoch, make_train=make_train, sampler=sampler):
             for idx, pad in epoch_batches(train_ids, epoch, config=config, private=private, sampler=sampler,
                                           steps_per_epoch=steps_per_epoch):  # fmt: skip
-                batch = jax.tree.map(lambda a: to_global(np.asarray(a), data_sharding), make_train(idx))
-                yield batch, to_global(np.asarray(pad), data_sharding)
+                put = functools.partial(common.to_global, sharding=data_sharding)
+                batch = jax.tree.map(lambda a, put=put: put(np.asarray(a)), make_train(idx))
+                yield batch, put(np.asarray(pad))
 
         def validate(p, logits_fn=logits_fn, make_val=make_val):
             """Validation loss over the frames that train (the paper's rule) and FL-AUC over all
@@ -674,14 +657,7 @@ def train_and_evaluate(config, workdir):
                 name, state, best, train_step=train_step, batches=batches, validate=validate,
                 metric=metric, phase=phase, manager=manager, record=record, private=private,
             )  # fmt: skip
-            manager.save(
-                record["epoch"] + 1,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave({"state": state, "best": best}),
-                    meta=ocp.args.JsonSave(record),
-                ),
-                force=True,
-            )
+            common.save(manager, record["epoch"] + 1, {"state": state, "best": best}, record, force=True)
             manager.wait_until_finished()
         records[name] = record
         params = dict(params, head=best) if kind == "head" else best

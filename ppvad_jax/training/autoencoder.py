@@ -13,6 +13,7 @@ stop rules, evaluation and the outputs:
 """
 
 import concurrent.futures
+import dataclasses
 import json
 import math
 import pathlib
@@ -20,6 +21,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
@@ -303,6 +305,241 @@ def resumes(config, workdir):
     return run_spec.resumes(workdir, _run_spec(config), RUN_SPEC)
 
 
+def block_rule(meta, quality, patience):
+    """The paper's block rule, pure: ``meta`` after one block's validation SSIM / PSNR. Stops
+    when neither improved for ``patience`` blocks."""
+    meta = dict(meta)
+    best = meta["best_quality"]
+    if best is None or quality["ssim"] > best[0] or quality["psnr"] > best[1]:
+        meta["best_quality"] = [
+            max(quality["ssim"], best[0] if best else -1),
+            max(quality["psnr"], best[1] if best else -1),
+        ]
+        meta["stale_blocks"] = 0
+        return meta
+    meta["stale_blocks"] += 1
+    if meta["stale_blocks"] >= patience:
+        meta["stopped"] = f"SSIM and PSNR stable for {meta['stale_blocks']} blocks"
+    return meta
+
+
+def epoch_rule(meta, val_mse, patience):
+    """Patience in epochs, pure: ``meta`` after one epoch's validation MSE."""
+    meta = dict(meta)
+    best = meta["epoch_best_val"]
+    if best is None or val_mse < best:
+        meta["epoch_best_val"], meta["stale_epochs"] = val_mse, 0
+        return meta
+    meta["stale_epochs"] += 1
+    if meta["stale_epochs"] >= patience:
+        meta["stopped"] = f"validation loss did not improve for {meta['stale_epochs']} epochs"
+    return meta
+
+
+FRESH_META = {
+    "epoch_best_val": None,
+    "stale_epochs": 0,
+    "best_quality": None,
+    "stale_blocks": 0,
+    "stopped": "",
+}
+
+
+def _inputs(config):
+    """Splits, frames and the DP plan, validated before anything compiles."""
+    if not config.data.dataset_dir:
+        raise ValueError(
+            "set --config.data.dataset_dir to a prepared dataset (python -m launch.prepare_data)"
+        )
+    splits, videos = split_units(config)
+    source = autoencoder_data.FrameSource(config.data.dataset_dir, config.data.source_split)
+    check_data(config, source)
+    num_units = len(splits["train"])
+    # A private run's mechanism is validated before anything runs (E <= N, delta < 1/N).
+    private = optimizers.is_private(config.optimizer)
+    plan = make_plan(config, num_units) if private else None
+    sampling_rate = plan.sampling_rate if private else min(1.0, config.dp.expected_batch_size / num_units)
+    return splits, videos, source, plan, sampling_rate
+
+
+def create_train_state(config, model, tx, *, private):
+    """Initial state: seeded random weights (public), or ``init_from``'s, checked to be public."""
+    shape = (1, config.data.height, config.data.width, 3)
+
+    @jax.jit
+    def init_state(key):  # one compiled program, not one per initializer op
+        params = model.init(key, jnp.zeros(shape))["params"]
+        return common.TrainState(jnp.int32(0), params, tx.init(params))
+
+    if not config.init_from:
+        return init_state(jax.random.key(config.seed)), None
+    params, init_spec = autoencoder_io.load_params(config.init_from)
+    if private:
+        public_pretrain.check_public(init_spec, config.init_from)
+    if tuple(init_spec["encoder_features"]) != tuple(config.model_features):
+        raise ValueError(
+            f"{config.init_from} has encoder widths {tuple(init_spec['encoder_features'])}, the config "
+            f"wants {tuple(config.model_features)}"
+        )
+    return common.TrainState(jnp.int32(0), params, tx.init(params)), init_spec
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the loop and the outputs share: built once by ``train_and_evaluate``."""
+
+    config: ml_collections.ConfigDict
+    workdir: pathlib.Path
+    private: bool
+    splits: dict
+    source: autoencoder_data.FrameSource
+    sampler: batch_selection.PoissonSampler
+    mesh: jax.sharding.Mesh
+    manager: ocp.CheckpointManager
+    train_step: object
+    eval_step: object
+    eval_batch: int
+    sampling_rate: float
+    max_steps: int
+
+    def evaluate(self, params, split, max_frames=None):
+        return evaluate(
+            self.eval_step, params, self.source, self.splits[split], batch_size=self.eval_batch,
+            mesh=self.mesh, max_frames=max_frames,
+        )  # fmt: skip
+
+    def load_batch(self, step):
+        data = NamedSharding(self.mesh, P("data"))
+        batch = self.sampler.sample(step)
+        records = np.stack([self.splits["train"].records[i] for i in batch.indices])  # [B, frames]
+        frames = self.source.fetch(records if self.config.dp.unit == "video" else records[:, 0])
+        return common.to_global(frames, data), common.to_global(batch.is_padding, data)
+
+
+def _after_step(run, writer, state, meta, done):
+    """Validation rules and checkpoints after step ``done``: the new ``meta``."""
+    config, schedule = run.config, run.config.schedule
+    steps_per_epoch = max(1, math.ceil(1 / run.sampling_rate))
+    expected_batch = run.sampling_rate * len(run.splits["train"])
+    steps_per_block = max(1, math.ceil(schedule.block_frames / expected_batch))
+    if schedule.quality_patience_blocks and done % steps_per_block == 0:
+        quality = image_quality.summarize(run.evaluate(state.params, "validation", schedule.quality_frames))
+        writer.add_scalar("block/ssim", quality["ssim"], done)
+        writer.add_scalar("block/psnr", quality["psnr"], done)
+        meta = block_rule(meta, quality, schedule.quality_patience_blocks)
+    if done % steps_per_epoch == 0:
+        val = image_quality.summarize(run.evaluate(state.params, "validation"))
+        writer.add_scalar("validation/mse", val["mse"], done)
+        meta = epoch_rule(meta, val["mse"], config.schedule.patience_epochs)
+    if done % schedule.checkpoint_every_steps == 0 or done % steps_per_epoch == 0:
+        common.save(run.manager, state.step, state, meta)
+    return meta
+
+
+def _train(run, state, meta, writer, *, interrupt_at_step):
+    """The loop: ``(state, meta, non-finite units logged, seconds)``, or None if interrupted."""
+    start_time = time.perf_counter()
+    prefetch = concurrent.futures.ThreadPoolExecutor(1)
+    next_batch = prefetch.submit(run.load_batch, int(state.step))
+    progress = tqdm.tqdm(
+        total=run.max_steps, initial=int(state.step), desc=f"{run.config.optimizer} autoencoder", unit="step"
+    )
+    nonfinite_total = 0
+    while int(state.step) < run.max_steps and not meta["stopped"]:
+        step = int(state.step)
+        if interrupt_at_step is not None and step >= interrupt_at_step:
+            prefetch.shutdown(wait=True)
+            run.manager.wait_until_finished()
+            return None
+        frames, is_padding = next_batch.result()
+        next_batch = prefetch.submit(run.load_batch, step + 1)
+        state, metrics = run.train_step(state, frames, is_padding)
+        done = step + 1
+        progress.update(1)
+        if done % run.config.schedule.log_every_steps == 0 or done == run.max_steps:
+            nonfinite_total += log_step(writer, progress, jax.device_get(metrics), done, private=run.private)
+        meta = _after_step(run, writer, state, meta, done)
+    progress.close()
+    prefetch.shutdown(wait=False)
+    meta = dict(meta, stopped=meta["stopped"] or f"reached {run.max_steps} steps")
+    if run.manager.latest_step() != int(state.step):
+        common.save(run.manager, state.step, state, meta)
+    run.manager.wait_until_finished()
+    return state, meta, nonfinite_total, time.perf_counter() - start_time
+
+
+def _metrics(
+    run, state, meta, *, quality, test_frames, nonfinite_total, seconds, start_step, videos, init_spec
+):
+    config, steps, num_units = run.config, int(state.step), len(run.splits["train"])
+    out = {
+        "optimizer": config.optimizer,
+        "mse": quality["mse"],
+        "psnr": quality["psnr"],
+        "ssim": quality["ssim"],
+        "test_frames": test_frames,
+        "nonfinite_test_frames": quality["mse_nonfinite"],
+        # Non-private runs only: a count of private training units is private (DP runs drop
+        # non-finite units inside the clipped sum and publish nothing about them).
+        "nonfinite_train_units_logged": None if run.private else nonfinite_total,
+        "tensorboard": tensorboard_note(run.private),
+        "steps": steps,
+        "stopped_because": meta["stopped"],
+        "expected_batch_size": run.sampling_rate * num_units,
+        "sampling_rate": run.sampling_rate,
+        "train_units": num_units,
+        "planned_steps": run.max_steps,
+        "unit_of_privacy": config.dp.unit,
+        "videos": videos,
+        "resolution": [config.data.height, config.data.width],
+        "devices": jax.device_count(),
+        "train_seconds_this_run": round(seconds, 2),
+        "steps_this_run": steps - start_step,
+        "init_from": config.init_from or None,
+        "init_training_data": init_spec.get("training_data", "not stated") if init_spec else "random init",
+    }
+    out.update(privacy_report(config, num_units=num_units, steps_run=steps, planned=run.max_steps))
+    return out
+
+
+def _write_outputs(run, state, metrics):
+    """metrics.json, the reconstruction grid and the exported halves."""
+    config = run.config
+    (run.workdir / "metrics.json").write_text(
+        json.dumps(accounting.json_safe(metrics), indent=2, default=str)
+    )
+    grid = reconstruction_grid(
+        run.eval_step, state.params, run.source, run.splits["test"], batch_size=run.eval_batch, mesh=run.mesh
+    )
+    contact_sheet.save_png(run.workdir / "reconstructions.png", grid)
+    autoencoder_io.export(
+        run.workdir / "export", state.params, height=config.data.height, width=config.data.width,
+        features=tuple(config.model_features),
+    )  # fmt: skip
+
+
+def _make_run(config, workdir, *, splits, source, plan, sampling_rate, secret, manager, model, tx):
+    private = plan is not None
+    mesh = common.make_mesh()
+    granularity = math.lcm(config.dp.microbatch_size, jax.device_count())
+    if private:
+        sampler = plan.sampler(secret, 0, granularity=granularity, bucket=config.dp.batch_bucket)
+    else:
+        sampler = batch_selection.PoissonSampler(
+            num_units=len(splits["train"]), sampling_rate=sampling_rate, seed=secret.sampler_entropy(0),
+            granularity=granularity, bucket=config.dp.batch_bucket,
+        )  # fmt: skip
+    train_step = make_train_step(
+        model, tx, config, private=private, plan=plan, noise_key=secret.jax_key(run_secret.NOISE), mesh=mesh
+    )
+    return _Run(
+        config=config, workdir=workdir, private=private, splits=splits, source=source, sampler=sampler,
+        mesh=mesh, manager=manager, train_step=train_step, eval_step=make_eval_step(model, mesh),
+        eval_batch=math.lcm(config.schedule.eval_batch_size, jax.device_count()),
+        sampling_rate=sampling_rate, max_steps=planned_steps(config, sampling_rate),
+    )  # fmt: skip
+
+
 def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     """Trains, evaluates and writes the outputs; resumes from ``workdir`` if it holds a checkpoint.
 
@@ -315,204 +552,41 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
     """
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    private = optimizers.is_private(config.optimizer)
-    if not config.data.dataset_dir:
-        raise ValueError(
-            "set --config.data.dataset_dir to a prepared dataset (python -m launch.prepare_data)"
-        )
-
-    # Input.
-    splits, videos = split_units(config)
-    source = autoencoder_data.FrameSource(config.data.dataset_dir, config.data.source_split)
-    check_data(config, source)
-    train_units = splits["train"]
-    num_units = len(train_units)
-    # A private run's mechanism is validated before anything runs (E <= N, delta < 1/N).
-    plan = make_plan(config, num_units) if private else None
-    sampling_rate = plan.sampling_rate if private else min(1.0, config.dp.expected_batch_size / num_units)
-    expected_batch_size = sampling_rate * num_units
-
+    splits, videos, source, plan, sampling_rate = _inputs(config)
     # Checkpoints in workdir resume only if they come from the same run (fails before compiling).
     run_spec.check_and_record(workdir, _run_spec(config), filename=RUN_SPEC, what="an autoencoder")
-
-    # Mesh, model, optimizer; batches and noise from the run's secret (public seed if not private).
-    mesh = common.make_mesh()
-    manager = common.checkpoint_manager(pathlib.Path(workdir) / "checkpoints")
+    manager = common.checkpoint_manager(workdir / "checkpoints")
+    # Batches and noise from the run's secret (the public seed if not private).
     secret = run_secret.for_run(
-        manager.directory, private=private, seed=config.seed,
+        manager.directory, private=plan is not None, seed=config.seed,
         insecure_fixed_seed=config.dp.insecure_fixed_seed, fresh=manager.latest_step() is None,
     )  # fmt: skip
-    sampler = batch_selection.PoissonSampler(
-        num_units=num_units,
-        sampling_rate=sampling_rate,
-        seed=secret.sampler_entropy(0),
-        granularity=math.lcm(config.dp.microbatch_size, jax.device_count()),
-        bucket=config.dp.batch_bucket,
-    )
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else None
     model = autoencoder.Autoencoder(dtype=dtype, features=tuple(config.model_features))
     tx = optimizers.make(config.optimizer, config.learning_rate)
-    init_key = jax.random.key(config.seed)  # initial weights are public (or init_from's)
-    noise_key = secret.jax_key(run_secret.NOISE)  # used for nothing else
-    shape = (1, config.data.height, config.data.width, 3)
-    replicated = NamedSharding(mesh, P())
-
-    @jax.jit
-    def init_state(key):  # one compiled program, not one per initializer op
-        params = model.init(key, jnp.zeros(shape))["params"]
-        return common.TrainState(jnp.int32(0), params, tx.init(params))
-
-    state = init_state(init_key)
-    init_spec = None
-    if config.init_from:  # public pretraining: costs no epsilon, checked to be public
-        params, init_spec = autoencoder_io.load_params(config.init_from)
-        if private:
-            public_pretrain.check_public(init_spec, config.init_from)
-        if tuple(init_spec["encoder_features"]) != tuple(config.model_features):
-            raise ValueError(
-                f"{config.init_from} has encoder widths {tuple(init_spec['encoder_features'])}, the config "
-                f"wants {tuple(config.model_features)}"
-            )
-        state = common.TrainState(jnp.int32(0), params, tx.init(params))
-    state = jax.device_put(state, replicated)
-    train_step = make_train_step(
-        model, tx, config, private=private, plan=plan, noise_key=noise_key, mesh=mesh
-    )
-    eval_step = make_eval_step(model, mesh)
-    eval_batch = math.lcm(config.schedule.eval_batch_size, jax.device_count())
-
-    # Resume.
-    meta = {"epoch_best_val": None, "stale_epochs": 0, "best_quality": None, "stale_blocks": 0, "stopped": ""}
+    state, init_spec = create_train_state(config, model, tx, private=plan is not None)
+    run = _make_run(
+        config, workdir, splits=splits, source=source, plan=plan, sampling_rate=sampling_rate,
+        secret=secret, manager=manager, model=model, tx=tx,
+    )  # fmt: skip
+    replicated = NamedSharding(run.mesh, P())
+    state, meta = jax.device_put(state, replicated), dict(FRESH_META)
     if manager.latest_step() is not None:
         state, meta = common.restore(manager, jax.tree.map(ocp.utils.to_shape_dtype_struct, state))
         state = jax.device_put(state, replicated)
         logging.info("resumed from step %d", int(state.step))
-    steps_per_epoch = max(1, math.ceil(1 / sampling_rate))
-    steps_per_block = max(1, math.ceil(config.schedule.block_frames / expected_batch_size))
-    max_steps = planned_steps(config, sampling_rate)
-
-    data_sharding = NamedSharding(mesh, P("data"))
-
-    def load_batch(step):
-        batch = sampler.sample(step)
-        records = np.stack([train_units.records[i] for i in batch.indices])  # [B, frames per unit]
-        frames = source.fetch(records if config.dp.unit == "video" else records[:, 0])
-        return common.to_global(frames, data_sharding), common.to_global(batch.is_padding, data_sharding)
-
-    writer = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
     start_step = int(state.step)
-    start_time = time.perf_counter()
-    prefetch = concurrent.futures.ThreadPoolExecutor(1)
-    next_batch = prefetch.submit(load_batch, start_step)
-    progress = tqdm.tqdm(
-        total=max_steps, initial=start_step, desc=f"{config.optimizer} autoencoder", unit="step"
-    )
-    nonfinite_total = 0
-    while int(state.step) < max_steps and not meta["stopped"]:
-        step = int(state.step)
-        if interrupt_at_step is not None and step >= interrupt_at_step:
-            prefetch.shutdown(wait=True)
-            manager.wait_until_finished()
-            return None
-        frames, is_padding = next_batch.result()
-        next_batch = prefetch.submit(load_batch, step + 1)
-        state, metrics = train_step(state, frames, is_padding)
-        done = step + 1
-        progress.update(1)
-        if done % config.schedule.log_every_steps == 0 or done == max_steps:
-            nonfinite_total += log_step(writer, progress, jax.device_get(metrics), done, private=private)
-        # The paper's block rule: SSIM and PSNR every block of frames; stop when neither improved.
-        if config.schedule.quality_patience_blocks and done % steps_per_block == 0:
-            quality = image_quality.summarize(
-                evaluate(
-                    eval_step,
-                    state.params,
-                    source,
-                    splits["validation"],
-                    batch_size=eval_batch,
-                    mesh=mesh,
-                    max_frames=config.schedule.quality_frames,
-                )  # fmt: skip
-            )
-            writer.add_scalar("block/ssim", quality["ssim"], done)
-            writer.add_scalar("block/psnr", quality["psnr"], done)
-            best = meta["best_quality"]
-            if best is None or quality["ssim"] > best[0] or quality["psnr"] > best[1]:
-                meta["best_quality"] = [
-                    max(quality["ssim"], best[0] if best else -1),
-                    max(quality["psnr"], best[1] if best else -1),
-                ]
-                meta["stale_blocks"] = 0
-            else:
-                meta["stale_blocks"] += 1
-                if meta["stale_blocks"] >= config.schedule.quality_patience_blocks:
-                    meta["stopped"] = f"SSIM and PSNR stable for {meta['stale_blocks']} blocks"
-        if done % steps_per_epoch == 0:  # validation loss, patience in epochs
-            val = image_quality.summarize(
-                evaluate(
-                    eval_step, state.params, source, splits["validation"], batch_size=eval_batch, mesh=mesh
-                )
-            )
-            writer.add_scalar("validation/mse", val["mse"], done)
-            best = meta["epoch_best_val"]
-            if best is None or val["mse"] < best:
-                meta["epoch_best_val"], meta["stale_epochs"] = val["mse"], 0
-            else:
-                meta["stale_epochs"] += 1
-                if meta["stale_epochs"] >= config.schedule.patience_epochs:
-                    meta["stopped"] = f"validation loss did not improve for {meta['stale_epochs']} epochs"
-        if done % config.schedule.checkpoint_every_steps == 0 or done % steps_per_epoch == 0:
-            common.save(manager, state.step, state, meta)
-    progress.close()
-    prefetch.shutdown(wait=False)
-    meta["stopped"] = meta["stopped"] or f"reached {max_steps} steps"
-    if manager.latest_step() != int(state.step):
-        common.save(manager, state.step, state, meta)
-    manager.wait_until_finished()
-    train_seconds = time.perf_counter() - start_time
-
-    # Evaluation and outputs.
-    test = evaluate(eval_step, state.params, source, splits["test"], batch_size=eval_batch, mesh=mesh)
-    quality = image_quality.summarize(test)
-    steps = int(state.step)
-    out = {
-        "optimizer": config.optimizer,
-        "mse": quality["mse"],
-        "psnr": quality["psnr"],
-        "ssim": quality["ssim"],
-        "test_frames": int(len(test["mse"])),
-        "nonfinite_test_frames": quality["mse_nonfinite"],
-        # Non-private runs only: a count of private training units is private (DP runs drop
-        # non-finite units inside the clipped sum and publish nothing about them).
-        "nonfinite_train_units_logged": None if private else nonfinite_total,
-        "tensorboard": tensorboard_note(private),
-        "steps": steps,
-        "stopped_because": meta["stopped"],
-        "expected_batch_size": expected_batch_size,
-        "sampling_rate": sampling_rate,
-        "train_units": num_units,
-        "planned_steps": max_steps,
-        "unit_of_privacy": config.dp.unit,
-        "videos": videos,
-        "resolution": [config.data.height, config.data.width],
-        "devices": jax.device_count(),
-        "train_seconds_this_run": round(train_seconds, 2),
-        "steps_this_run": steps - start_step,
-        "init_from": config.init_from or None,
-        "init_training_data": init_spec.get("training_data", "not stated") if init_spec else "random init",
-    }
-    out.update(privacy_report(config, num_units=num_units, steps_run=steps, planned=max_steps))
-    (workdir / "metrics.json").write_text(json.dumps(accounting.json_safe(out), indent=2, default=str))
-    grid = reconstruction_grid(
-        eval_step, state.params, source, splits["test"], batch_size=eval_batch, mesh=mesh
-    )
-    contact_sheet.save_png(workdir / "reconstructions.png", grid)
-    autoencoder_io.export(
-        workdir / "export",
-        state.params,
-        height=config.data.height,
-        width=config.data.width,
-        features=tuple(config.model_features),
-    )
+    writer = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
+    trained = _train(run, state, meta, writer, interrupt_at_step=interrupt_at_step)
+    if trained is None:
+        return None
+    state, meta, nonfinite_total, seconds = trained
+    test = run.evaluate(state.params, "test")
+    metrics = _metrics(
+        run, state, meta, quality=image_quality.summarize(test), test_frames=int(len(test["mse"])),
+        nonfinite_total=nonfinite_total, seconds=seconds, start_step=start_step, videos=videos,
+        init_spec=init_spec,
+    )  # fmt: skip
+    _write_outputs(run, state, metrics)
     writer.close()
-    return out
+    return metrics

@@ -404,12 +404,9 @@ def _check_checkpoints_match(workdir, features_spec, config=None):
     run_spec.check_and_record(workdir, spec, filename="inputs_spec.json", what="a classifier")
 
 
-def train_and_evaluate(config, workdir):
-    """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable."""
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    from ppvad_jax.training import classifier_inputs
-
+def _resolve(config):
+    """``(config, streams, use_bag, hard_only, mining, private)`` of a variant, refusing
+    settings whose privacy claim would not hold."""
     streams, use_bag = two_stream.parse_variant(config.variant)
     hard_only = config.variant.endswith("_ha")
     mining = not config.variant.endswith("_no_hm") and config.hard_mining_alpha > 1
@@ -431,8 +428,13 @@ def train_and_evaluate(config, workdir):
         raise ValueError(
             "set --config.data.dataset_dir to a prepared dataset (python -m launch.prepare_data)"
         )
+    return config, streams, use_bag, hard_only, mining, private
 
-    # Inputs: what the server would see, cached.
+
+def _build_inputs(config, workdir):
+    """``(export, ae_metrics, spec, detector, data)``: what the server would see, cached."""
+    from ppvad_jax.training import classifier_inputs  # noqa: PLC0415 (data.prepare imports TFDS: seconds)
+
     export, ae_metrics = _autoencoder(config)
     inputs_dir = pathlib.Path(config.inputs_dir or workdir / "inputs")
     spec = {
@@ -458,6 +460,11 @@ def train_and_evaluate(config, workdir):
         )  # fmt: skip
         for split in ("train", "validation", "test")
     }
+    return export, ae_metrics, spec, detector, data
+
+
+def _selection(config, data, *, hard_only):
+    """Targets, the frames that train and validate, and the early-stopping metric (checked)."""
     train_target, train_keep = targets_and_mask(
         data["train"]["labels"], hard_only=hard_only, soft_label=config.soft_label
     )
@@ -476,12 +483,26 @@ def train_and_evaluate(config, workdir):
             "early_stopping_metric='val_auc' needs hard-anomaly and other frames in the validation split; "
             f"it has {int((val_labels == HARD).sum())} hard of {len(val_labels)}: use val_loss"
         )
-    weights = tuple(config.class_weights)
     if len(train_ids) < config.batch_size * config.hard_mining_alpha:
         raise ValueError(
             f"{len(train_ids)} training frames, fewer than one step's "
             f"{config.batch_size * config.hard_mining_alpha} candidates: lower batch_size or add data"
         )
+    return train_target, val_target, train_ids, val_ids, val_labels, val_auc_defined, metric
+
+
+def train_and_evaluate(config, workdir):
+    """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable."""
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config, streams, use_bag, hard_only, mining, private = _resolve(config)
+
+    # Inputs: what the server would see, cached.
+    export, ae_metrics, spec, detector, data = _build_inputs(config, workdir)
+    train_target, val_target, train_ids, val_ids, val_labels, val_auc_defined, metric = _selection(
+        config, data, hard_only=hard_only
+    )
+    weights = tuple(config.class_weights)
 
     # Model: backbones from converted weights (or a loudly flagged random init) + a fresh head.
     backbone = resnet_weights.load_backbone(

@@ -428,6 +428,11 @@ def _resolve(config):
         raise ValueError(
             "set --config.data.dataset_dir to a prepared dataset (python -m launch.prepare_data)"
         )
+    if config.standardize_features and private:
+        raise ValueError(
+            "standardize_features computes per-feature statistics of the training set, which the DP "
+            "guarantee does not cover: turn it off for private training"
+        )
     return config, streams, use_bag, hard_only, mining, private
 
 
@@ -491,6 +496,61 @@ def _selection(config, data, *, hard_only):
     return train_target, val_target, train_ids, val_ids, val_labels, val_auc_defined, metric
 
 
+def _init_variables(config, model, backbone, *, n_bag, streams):
+    """A fresh head (seeded: its initial weights are public) on the backbones' weights."""
+    one = np.zeros((1, config.input_size, config.input_size, 3), np.uint8)
+    init = jax.jit(lambda k: model.init(k, one, one, np.zeros((1, n_bag), np.float32)))
+    variables = flax.core.unfreeze(init(jax.random.key(config.seed)))
+    for stream in ("spatial", "motion")[:streams]:
+        for collection, values in backbone.variables.items():
+            # Own buffers per stream: the train step donates its state, and a buffer donated twice fails.
+            variables.setdefault(collection, {})[stream] = jax.tree.map(jnp.array, values)
+    return variables
+
+
+def _phase1_features(config, workdir, model, variables, data, features_spec, *, mesh):
+    """Phase 1's input: frozen-backbone features of every split, computed once and cached."""
+    features_fn = jax.jit(lambda v, b: model.apply(v, b["frames"], b["flows"], method=model.features))
+
+    def feature_batch(split):
+        d = data[split]
+        return lambda idx: {"frames": d["frames"][idx], "flows": d["flows"][idx]}
+
+    features_dir = pathlib.Path(config.features_dir or workdir / "features")
+    spec_path = features_dir / "spec.json"
+    stale = not spec_path.is_file() or json.loads(spec_path.read_text()) != features_spec
+    features = {}
+    for split in data:
+        path = features_dir / f"{split}.npy"
+        if path.is_file() and not stale:
+            features[split] = np.load(path)
+            continue
+        logging.info("phase 1: backbone features for %s (%d frames)", split, len(data[split]["labels"]))
+        features[split] = run_batches(
+            features_fn, variables, feature_batch(split), len(data[split]["labels"]),
+            batch_size=config.eval_batch_size, mesh=mesh,
+        )  # fmt: skip
+        features_dir.mkdir(parents=True, exist_ok=True)
+        np.save(path, features[split])
+    features_dir.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(json.dumps(features_spec, indent=2, default=str))
+    return features
+
+
+def _standardization(train_features, train_bags, train_ids, use_bag):
+    """Per-feature statistics of the head's input over the training frames (bag as log1p)."""
+    head_in = train_features[train_ids]
+    if use_bag:
+        head_in = np.concatenate([head_in, np.log1p(train_bags[train_ids])], axis=1)
+    std = head_in.std(axis=0)
+    return {
+        "head": {
+            "mean": jnp.asarray(head_in.mean(axis=0)),
+            "scale": jnp.asarray(np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 1.0)),
+        }
+    }
+
+
 def train_and_evaluate(config, workdir):
     """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable."""
     workdir = pathlib.Path(workdir)
@@ -513,32 +573,12 @@ def train_and_evaluate(config, workdir):
         norm=backbone.spec["norm"], preprocessing=backbone.spec["preprocessing"], size=config.input_size,
         standardize=config.standardize_features,
     )  # fmt: skip
-    if config.standardize_features and private:
-        raise ValueError(
-            "standardize_features computes per-feature statistics of the training set, which the DP "
-            "guarantee does not cover: turn it off for private training"
-        )
     mesh = common.make_mesh()
-    init_key = jax.random.key(config.seed)  # the head's initial weights are public
-    n_bag = data["train"]["bags"].shape[1]
-    one = np.zeros((1, config.input_size, config.input_size, 3), np.uint8)
-    variables = jax.jit(lambda k: model.init(k, one, one, np.zeros((1, n_bag), np.float32)))(init_key)
-    variables = flax.core.unfreeze(variables)
-    for stream in ("spatial", "motion")[:streams]:
-        for collection, values in backbone.variables.items():
-            # Own buffers per stream: the train step donates its state, and a buffer donated twice fails.
-            variables.setdefault(collection, {})[stream] = jax.tree.map(jnp.array, values)
+    variables = _init_variables(
+        config, model, backbone, n_bag=data["train"]["bags"].shape[1], streams=streams
+    )
     stats = {k: v for k, v in variables.items() if k != "params"}
-
-    features_fn = jax.jit(lambda v, b: model.apply(v, b["frames"], b["flows"], method=model.features))
-
-    def feature_batch(split):
-        d = data[split]
-        return lambda idx: {"frames": d["frames"][idx], "flows": d["flows"][idx]}
-
-    # Phase 1: frozen backbones, features computed once.
     # Cached per (inputs, backbone, streams, size): a spec mismatch recomputes, never reuses.
-    features_dir = pathlib.Path(config.features_dir or workdir / "features")
     features_spec = {
         "inputs": spec,
         "backbone": {k: backbone.spec.get(k) for k in ("source", "sha256", "norm", "seed", "random_init")},
@@ -546,36 +586,11 @@ def train_and_evaluate(config, workdir):
         "size": config.input_size,
     }
     _check_checkpoints_match(workdir, features_spec, config)
-    spec_path = features_dir / "spec.json"
-    stale = not spec_path.is_file() or json.loads(spec_path.read_text()) != features_spec
-    features = {}
-    for split in data:
-        path = features_dir / f"{split}.npy"
-        if path.is_file() and not stale:
-            features[split] = np.load(path)
-            continue
-        logging.info("phase 1: backbone features for %s (%d frames)", split, len(data[split]["labels"]))
-        features[split] = run_batches(
-            features_fn, variables, feature_batch(split), len(data[split]["labels"]),
-            batch_size=config.eval_batch_size, mesh=mesh,
-        )  # fmt: skip
-        features_dir.mkdir(parents=True, exist_ok=True)
-        np.save(path, features[split])
-    features_dir.mkdir(parents=True, exist_ok=True)
-    spec_path.write_text(json.dumps(features_spec, indent=2, default=str))
-
+    features = _phase1_features(config, workdir, model, variables, data, features_spec, mesh=mesh)
     if config.standardize_features:
-        # Per-feature statistics of the head's input over the training frames (bag as log1p).
-        head_in = features["train"][train_ids]
-        if use_bag:
-            head_in = np.concatenate([head_in, np.log1p(data["train"]["bags"][train_ids])], axis=1)
-        std = head_in.std(axis=0)
-        stats["standardization"] = {
-            "head": {
-                "mean": jnp.asarray(head_in.mean(axis=0)),
-                "scale": jnp.asarray(np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 1.0)),
-            }
-        }
+        stats["standardization"] = _standardization(
+            features["train"], data["train"]["bags"], train_ids, use_bag
+        )
     head_stats = {"standardization": stats["standardization"]} if "standardization" in stats else {}
 
     def head_apply(head, inputs, *, train, rng):

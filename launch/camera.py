@@ -5,8 +5,11 @@
 
 ``--source`` is a video file, a device index (``0``) or a stream URL
 (``rtsp://...``). Exits 0 when the source ends (or after ``--max_frames``) and
-every frame was answered; 3 if frames were still unanswered after
-``--drain_timeout_s`` (the server stayed unreachable). Prints one line per
+every frame was scored; 3 if frames were still unanswered after
+``--drain_timeout_s`` (the server stayed unreachable); 4 if frames were lost
+(a final error, or a retryable one still failing after ``--max_retries``
+resends): the count and the first frame numbers go to stderr. Frames shed
+under overload (live sources) are counted in the summary, not as lost. Prints one line per
 frame (``--quiet`` prints alerts only) and a JSON summary at the end.
 """
 
@@ -35,6 +38,7 @@ _LDP_SIGMA = flags.DEFINE_float(
 _LDP_BOUND = flags.DEFINE_float("ldp_l2_bound", 1.0, "Latent L2 clipping bound C for local DP.")
 _REALTIME = flags.DEFINE_bool("realtime", True, "Pace a file source at --fps in wall-clock time.")
 _MAX_UNACKED = flags.DEFINE_integer("max_unacked", 16, "Frames in flight before waiting (files) or dropping.")
+_MAX_RETRIES = flags.DEFINE_integer("max_retries", 5, "Resends of a frame the server failed to process.")
 _DRAIN = flags.DEFINE_float("drain_timeout_s", 60.0, "How long to wait for the last answers at the end.")
 _QUIET = flags.DEFINE_bool("quiet", False, "Print alerts and errors only.")
 _LOG_JSONL = flags.DEFINE_string("log_jsonl", None, "Also append every response to this JSON-lines file.")
@@ -55,7 +59,8 @@ def _printer(log_file):
                     line += f"  ALERT {alert['event']} {alert['id']}"
                 print(line + ("  (replayed)" if status == "replayed" else ""), flush=True)
         else:
-            print(f"{status}: {r.get('code', '')} {r.get('message', '')}", file=sys.stderr, flush=True)
+            again = " (will resend)" if camera_client.wire.is_retryable(r) else ""
+            print(f"{status}: {r.get('code', '')} {r.get('message', '')}{again}", file=sys.stderr, flush=True)
 
     return on_response
 
@@ -78,6 +83,7 @@ def main(argv):
             certs_dir=_CERTS.value,
             camera_id=_CAMERA.value,
             max_unacked=_MAX_UNACKED.value,
+            max_retries=_MAX_RETRIES.value,
             on_response=_printer(log_file),
         )
         summary = camera_client.run_camera(
@@ -91,6 +97,13 @@ def main(argv):
     if summary["unanswered"]:
         print(f"{summary['unanswered']} frame(s) were never answered: is the server up?", file=sys.stderr)
         sys.exit(3)
+    if summary["lost"]:
+        print(
+            f"{summary['lost']} frame(s) were lost (not scored), e.g. frames {summary['lost_frames']}; "
+            f"by error code {summary['lost_codes']}",
+            file=sys.stderr,
+        )
+        sys.exit(4)
 
 
 if __name__ == "__main__":

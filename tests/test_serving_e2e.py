@@ -138,7 +138,7 @@ def test_a_resent_frame_is_replayed_not_scored_twice(world):
     send, responses, end = support.raw_stream(port, tls.camera_credentials(world["certs"], "cam1"))
     try:
         message = wire.encode_frame(
-            camera_id="cam1", run_id="replay-test", frame_index=0, timestamp=1.0, latent=latent
+            camera_id="cam1", run_id="replay-test", frame_index=0, timestamp=time.time(), latent=latent
         )
         send(message)
         first = next(responses)

@@ -11,6 +11,7 @@ from ppvad_jax.serving import alert_store, camera_client, quantization, tls
 from tests import serving_support as support
 
 CAMERAS = ("cam1", "cam2")
+T0 = round(time.time())  # capture times must be near the server's clock (validation)
 
 
 class _Cameras:
@@ -35,7 +36,7 @@ class _Cameras:
         for i in frames:
             for client in self.clients.values():
                 latent, scale = quantization.quantize(rng.random(shape, dtype=np.float32), "int8")
-                assert client.send(frame_index=i, timestamp=1000.0 + i, latent=latent, scale=scale) == "sent"
+                assert client.send(frame_index=i, timestamp=T0 + i, latent=latent, scale=scale) == "sent"
             time.sleep(pause)
 
     def wait_answered(self, frame_index, timeout=60):

@@ -14,7 +14,7 @@ SHAPE = (8, 12, 4)
 
 def _message(latent=None, **kw):
     latent = np.ones(SHAPE, np.float16) if latent is None else latent
-    fields = dict(camera_id="cam1", run_id="r1", frame_index=0, timestamp=1.0, latent=latent)
+    fields = dict(camera_id="cam1", run_id="r1", frame_index=0, timestamp=time.time(), latent=latent)
     fields.update(kw)
     return wire.encode_frame(**fields)
 
@@ -269,10 +269,16 @@ def test_a_failing_scorer_answers_errors_and_the_engine_goes_on(tmp_path):
     session = _Session()
     eng.submit(_request(session, "cam1", 0, 10))
     session.wait(1)
-    eng.submit(_request(session, "cam1", 1, 10))
+    eng.submit(_request(session, "cam1", 1, 10))  # behind the failed frame 0: "resend", not scored
     session.wait(2)
+    eng.submit(_request(session, "cam1", 0, 10))  # the camera resends its window in order
+    eng.submit(_request(session, "cam1", 1, 10))
+    session.wait(4)
     eng.close()
-    assert session.responses[0]["code"] == "scorer" and session.responses[1]["status"] == "ok"
+    first, held = session.responses[:2]
+    assert first["code"] == "scorer" and first["retryable"] is True
+    assert held["code"] == "resend" and held["retryable"] is True
+    assert [(r["frame_index"], r["status"]) for r in session.responses[2:]] == [(0, "ok"), (1, "ok")]
 
 
 def test_motion_energy_placeholder_is_monotone_in_motion():
@@ -356,7 +362,8 @@ def test_a_claim_that_fails_is_retried_before_the_next_tick(tmp_path):
     assert (
         session.responses[0]["code"] == "internal" and "store unreachable" in session.responses[0]["message"]
     )
-    assert eng.submit(_request(session, "cam1", 1, 10)) is None
+    assert eng.submit(_request(session, "cam1", 0, 10)) is None  # retryable: the camera resends it
     session.wait(2)
     eng.close()
+    assert session.responses[0]["retryable"] is True
     assert session.responses[1]["status"] == "ok" and store.owners()["cam1"][0] == eng.owner

@@ -1,8 +1,14 @@
 """The camera's connection to the analysis server: one stream, resent frames, reconnects.
 
 Delivery is at least once, made exactly once by the server: every frame stays
-in an ``unacked`` window until a final response (ok, replayed, error or
-overloaded) comes back. When the stream breaks (server restart, network),
+in an ``unacked`` window until a final response (ok, replayed, a final error,
+or overloaded) comes back. A retryable error (``wire.is_retryable``: the
+server's own failure, or "resend" behind one) keeps the frame in the window:
+the client ends the stream and reconnects, resending the window in order, at
+most ``max_retries`` times per frame (a "resend" answer, which only says an
+earlier frame failed, does not count). Frames that got a final error, or ran
+out of retries, are ``lost``: counted, listed, and ``launch.camera`` exits
+non-zero for them. When the stream breaks (server restart, network),
 the client reconnects with exponential backoff (``backoff_s`` doubling to
 ``max_backoff_s``, with jitter so that many cameras do not reconnect in
 step) and first resends the whole window, in order; the server answers
@@ -34,7 +40,7 @@ from ppvad_jax.serving import service, tls, wire
 
 log = logging.getLogger(__name__)
 _END = object()
-FINAL = ("ok", "replayed", "error", "overloaded")
+FINAL = ("ok", "replayed", "error", "overloaded")  # "error" only when not retryable
 
 
 class _Connection:
@@ -77,6 +83,7 @@ class CameraClient:
         backoff_s=0.25,
         max_backoff_s=4.0,
         credentials=None,
+        max_retries=5,
     ):
         self.server = server
         self.camera_id = camera_id
@@ -85,6 +92,9 @@ class CameraClient:
         self.on_response = on_response
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_retries = max_retries
+        self._retries = collections.Counter()  # frame_index -> retryable failures so far
+        self.lost = {}  # frame_index -> the error code that lost it
         self._credentials = credentials or tls.camera_credentials(certs_dir, camera_id)
         self._unacked = collections.OrderedDict()  # frame_index -> message bytes
         self._sent_at = {}  # frame_index -> monotonic time of its latest send
@@ -148,15 +158,34 @@ class CameraClient:
 
     # --- the connection thread -----------------------------------------------------------------
 
+    def _retry(self, response, frame_index):
+        """True if this retryable error's frame stays in the window (and the stream restarts)."""
+        if response.get("code") != "resend":  # "resend": an earlier frame failed, not this one
+            self._retries[frame_index] += 1
+        if self._retries[frame_index] > self.max_retries:
+            return False
+        self.stats["retryable_errors"] += 1
+        conn = self._conn
+        if conn is not None and not conn.ended:
+            conn.ended = True  # half-close: the server answers what it has, then the stream ends
+            conn.end()
+        return True
+
     def _handle(self, response):
         status = response.get("status")
         frame_index = response.get("frame_index")
         with self._cond:
-            if status in FINAL and frame_index is not None and frame_index in self._unacked:
+            known = frame_index is not None and frame_index in self._unacked
+            keep = known and wire.is_retryable(response) and self._retry(response, frame_index)
+            if status in FINAL and known and not keep:
                 del self._unacked[frame_index]
+                self._retries.pop(frame_index, None)
                 sent = self._sent_at.pop(frame_index, None)
                 if sent is not None and status in ("ok", "replayed"):
                     self.latencies_ms.append(1000 * (time.monotonic() - sent))
+                if status == "error":
+                    self.lost[frame_index] = response.get("code")
+                    self.stats["lost"] += 1
                 self._cond.notify_all()
         self.stats[status] += 1
         if status == "overloaded":
@@ -243,6 +272,9 @@ def summarize(client, *, frames, unanswered, seconds):
         "latency_ms_p50": pct(0.5),
         "latency_ms_p99": pct(0.99),
         "alerts": sorted(client.alerts),
+        "lost": len(client.lost),
+        "lost_frames": sorted(client.lost)[:20],  # the first ones
+        "lost_codes": dict(collections.Counter(client.lost.values())),
         **{k: v for k, v in sorted(client.stats.items())},
     }
 

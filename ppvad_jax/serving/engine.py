@@ -28,6 +28,17 @@ dropped the same way: late scores are worth less than dropped frames for a
 live camera, latency stays bounded by about that delay plus one tick, and
 memory stays bounded. The camera then sheds frames itself for the hinted time.
 
+Failures (issue 16): a tick that raises is run again one camera at a time,
+so a fault caused by one camera's frames (or one that has passed) costs no
+other camera anything; a camera whose frames still fail alone gets them
+answered with a retryable error ("internal", "store" or "scorer"). Its later
+frames of the same run are then answered "resend" (retryable, not scored)
+until the first failed frame comes back: the camera resends its window in
+order, so the SAS still sees every frame once and in order. After
+``max_frame_attempts`` failures of one frame the error is final (a poison
+frame cannot loop), and the hold lapses after ``resend_hold_s`` (a camera that
+gave up or went away).
+
 Shutdown: ``close()`` stops intake (new frames get "shutting_down", which a
 camera resends after reconnecting) and the tick thread drains the queue,
 committing and answering everything already accepted, before it exits.
@@ -71,6 +82,33 @@ class EngineOptions:
     flow_method: str = "dis"
     flow_bound: float = 16.0
     flow_threads: int = 2
+    max_frame_attempts: int = 3  # failed ticks of one frame before its error is final
+    resend_hold_s: float = 30.0  # how long a camera's later frames wait for its failed frame
+
+
+class TickError(Exception):
+    """A tick's failure, with the error code its frames are answered with."""
+
+    def __init__(self, code, message):
+        self.code = code
+        super().__init__(message)
+
+
+@dataclasses.dataclass
+class _Hold:
+    """A camera whose frame failed: its later frames of this run wait for that frame's resend."""
+
+    run_id: str
+    frame_index: int
+    failures: int
+    until: float  # time.monotonic() after which the hold lapses
+
+
+def _by_camera(batch):
+    groups = {}
+    for request in batch:
+        groups.setdefault(request.message.camera_id, []).append(request)
+    return groups
 
 
 @dataclasses.dataclass
@@ -117,6 +155,7 @@ class Engine:
         self._reload = set()  # cameras whose state is re-read from the store before the next tick
         self._moved_sessions = []  # tick thread only: streams to close once answered
         self._previous = {}  # camera -> _Previous (in memory: a restarted server starts with zero flow)
+        self._holds = {}  # tick thread only: camera -> _Hold
         self._queue = collections.deque()
         self._pending = collections.Counter()
         self._cond = threading.Condition()
@@ -201,24 +240,73 @@ class Engine:
             if batch is None:
                 return
             try:
-                self._tick(batch)
-            except Exception as e:  # never let one tick kill the server: answer and go on
-                log.exception("tick failed")
-                for request in batch:
-                    self._answer(
-                        request, self._error(request, "internal", f"server error: {type(e).__name__}: {e}")
-                    )
+                self._tick_isolated(batch)
             finally:
                 with self._cond:
                     for request in batch:
                         self._pending[request.message.camera_id] -= 1
 
-    def _error(self, request, code, message):
+    def _tick_isolated(self, batch):
+        """Runs a tick; if it fails, each camera's frames again as a tick of their own (module
+        docstring). Cost: nothing when a tick succeeds; one more tick per camera when it fails."""
+        try:
+            self._tick(batch)
+            return
+        except Exception as e:  # never let one tick kill the server: isolate, answer, go on
+            failure = e
+        groups = _by_camera(batch)
+        if len(groups) == 1:
+            self._fail(batch, failure)
+            return
+        log.warning("tick of %d cameras failed (%s); retrying each camera alone", len(groups), failure)
+        self.stats["isolated_retries"] += 1
+        for group in groups.values():
+            try:
+                self._tick(group)
+            except Exception as e:
+                self._fail(group, e)
+
+    def _fail(self, group, error):
+        """Answers one camera's frames of a failed tick; holds its later frames for the resend."""
+        log.error("tick failed for camera %s", group[0].message.camera_id, exc_info=error)
+        if isinstance(error, TickError):
+            code, message = error.code, str(error)
+        else:
+            code, message = "internal", f"server error: {type(error).__name__}: {error}"
+        last_run = group[-1].message.run_id
+        first = min(r.message.frame_index for r in group if r.message.run_id == last_run)
+        camera = group[0].message.camera_id
+        hold = self._holds.get(camera)
+        if hold is None or hold.run_id != last_run:
+            hold = _Hold(last_run, first, 0, 0.0)
+        hold.frame_index = min(hold.frame_index, first)
+        hold.failures += 1
+        hold.until = time.monotonic() + self.options.resend_hold_s
+        retryable = hold.failures < self.options.max_frame_attempts
+        if retryable:
+            self._holds[camera] = hold
+        else:
+            self._holds.pop(camera, None)
+            message += f" (failed {hold.failures} times: final)"
+        for request in group:
+            self._answer(request, self._error(request, code, message, retryable=retryable))
+
+    def _error(self, request, code, message, **extra):
         self.stats[f"error_{code}"] += 1
         return wire.make_response(
             "error", code=code, message=message, camera_id=request.message.camera_id,
-            run_id=request.message.run_id, frame_index=request.message.frame_index,
+            run_id=request.message.run_id, frame_index=request.message.frame_index, **extra,
         )  # fmt: skip
+
+    def _held(self, m, holds, now):
+        """A "resend" answer if ``m`` waits behind its camera's failed frame; updates ``holds``."""
+        hold = holds.get(m.camera_id)
+        if hold is None:
+            return None
+        if hold.run_id != m.run_id or now > hold.until or m.frame_index <= hold.frame_index:
+            del holds[m.camera_id]  # a new run, a lapsed hold, or the failed frame itself is back
+            return None
+        return f"frame {hold.frame_index} of this run failed; resend from it, in order"
 
     def _answer(self, request, response):
         try:
@@ -249,6 +337,7 @@ class Engine:
         fresh, fresh_keys, duplicates = [], set(), []
         answers = []  # (request, response), all sent after the commit
         now = time.monotonic()
+        holds = dict(self._holds)  # lifted here, made final only if this tick succeeds
         for request in batch:
             m = request.message
             waited = now - request.received
@@ -264,6 +353,10 @@ class Engine:
             key = (m.camera_id, m.run_id, m.frame_index)
             if key in fresh_keys:  # the same frame twice in one tick: answer it with the first's result
                 duplicates.append((request, key))
+                continue
+            held = self._held(m, holds, now)
+            if held is not None:
+                answers.append((request, self._error(request, "resend", held)))
                 continue
             done = self.store.lookup_result(*key)
             if done is not None:
@@ -292,6 +385,7 @@ class Engine:
                 answers.append(
                     (request, {**by_key[key], "status": by_key[key]["status"].replace("ok", "replayed")})
                 )
+        self._holds = {c: h for c, h in self._holds.items() if c in holds}  # this tick succeeded
         for request, response in answers:
             self._answer(request, response)
         # Streams of cameras another server claimed: closed after their answers went out.
@@ -336,8 +430,7 @@ class Engine:
         try:
             confidences = scorer_lib.check_confidences(self.scorer(batch), len(fresh))
         except Exception as e:
-            log.exception("scorer failed")
-            return [(r, self._error(r, "scorer", f"scorer {self.scorer.name} failed: {e}")) for r in fresh]
+            raise TickError("scorer", f"scorer {self.scorer.name} failed: {e}") from e
         t_score = time.monotonic()
 
         states = dict(self._states)
@@ -359,11 +452,7 @@ class Engine:
                 results, [states[c] for c in sorted(touched)], list(alerts.values()), owner=self.owner
             )
         except Exception as e:
-            log.exception("store commit failed")
-            return [
-                (r, self._error(r, "store", f"alert store commit failed, frame not processed: {e}"))
-                for r in fresh
-            ]
+            raise TickError("store", f"alert store commit failed, frame not processed: {e}") from e
         t_commit = time.monotonic()
 
         for camera in moved:  # claimed by another server since: nothing of it was written

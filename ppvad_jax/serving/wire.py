@@ -44,11 +44,20 @@ MAX_HEADER_BYTES = 4096
 DTYPES = ("float16", "int8", "float32")
 
 # Response statuses. "ok": scored; "replayed": a frame the server had already committed
-# (a resend after a reconnect), answered from the store; "error": rejected, the stream goes
-# on; "overloaded": dropped by back-pressure, slow down; "shutting_down": not processed,
-# resend after reconnecting.
+# (a resend after a reconnect), answered from the store; "error": not scored, the stream goes
+# on (its ``retryable`` field says whether resending can help); "overloaded": dropped by
+# back-pressure, slow down; "shutting_down": not processed, resend after reconnecting.
 STATUSES = ("ok", "replayed", "error", "overloaded", "shutting_down")
 RESPONSE_PAD = 512
+
+# Error codes a camera should resend the frame for (every error response carries
+# ``"retryable": true | false``; this table is how the server fills it in). The server's own
+# failures are retryable: "internal" (a tick failed), "store" (the commit failed), "scorer"
+# (the scorer failed), "resend" (an earlier frame of this camera failed: resend from it, in
+# order, since the SAS is sequential). Every other code is the frame's own fault and final:
+# resending the same bytes gets the same answer. The server turns a retryable code final after
+# ``EngineOptions.max_frame_attempts`` failures of one frame, so a poison frame cannot loop.
+RETRYABLE_CODES = frozenset({"internal", "store", "scorer", "resend"})
 
 
 class WireError(ValueError):
@@ -155,10 +164,25 @@ def _decode_frame(data):
 
 
 def make_response(status, **fields):
-    """A response dict; ``status`` must be one of ``STATUSES``."""
+    """A response dict; ``status`` must be one of ``STATUSES``.
+
+    An "error" needs a ``code`` and gets ``retryable`` from ``RETRYABLE_CODES`` unless given."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
+    if status == "error":
+        if "code" not in fields:
+            raise ValueError("an error response needs a code")
+        fields.setdefault("retryable", fields["code"] in RETRYABLE_CODES)
     return {"v": VERSION, "status": status, **fields}
+
+
+def is_retryable(response):
+    """Whether a camera should resend the frame of this error response (older servers sent no
+    ``retryable`` field: their code decides)."""
+    if response.get("status") != "error":
+        return False
+    flag = response.get("retryable")
+    return bool(flag) if isinstance(flag, bool) else response.get("code") in RETRYABLE_CODES
 
 
 def encode_response(response):

@@ -2,8 +2,8 @@
 
 ``jax.vmap(jax.grad(...))`` is the reference, but on XLA's CPU backend the
 per-example kernel gradients it produces lower to grouped convolutions that are
-pathologically slow: on the paper's autoencoder at 120x160, batch 8, the vmap
-path measured 18.9 s against 2.5 s for the plain batched gradient.
+pathologically slow: several times the plain batched gradient on the paper's
+autoencoder (BUILD_NOTES.md, "Autoencoder step time").
 
 This module computes the same numbers layer by layer. One batched forward and
 one batched backward pass, differentiated only with respect to zero "probes"

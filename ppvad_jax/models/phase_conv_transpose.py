@@ -2,9 +2,8 @@
 
 ``lax.conv_transpose(x, k, (2, 2), "SAME")`` (what ``flax.linen.ConvTranspose``
 runs) inserts zeros between input pixels and convolves. On XLA's CPU backend
-its kernel gradient is pathologically slow (17.2 s against 0.86 s for this
-formulation on the autoencoder's last layer; ``shared/reference/xla_cpu_notes.md``),
-and on a GPU this formulation is about 2x faster too.
+its kernel gradient is pathologically slow, about 20x this formulation's on the
+autoencoder's last layer (``shared/reference/xla_cpu_notes.md``, BUILD_NOTES.md).
 
 Each output pixel of a stride-2 transposed convolution sees only the kernel
 taps that land on real (non-inserted) input pixels, and which taps those are

@@ -2,16 +2,15 @@
 
 XLA's CPU backend lowers the kernel gradient of a batched convolution to a
 convolution with the batch as the contracted "feature" dimension, and runs it
-far below the machine's matrix-multiply speed. Measured on the 2-core CPU, at
-120x160, batch 8 (``BUILD_NOTES.md``): the encoder's 240->64 stride-2 layer
-takes 0.19 s for the kernel gradient against 0.064 s forward (1.7 GFLOP/s),
-the decoder's 64->240 phase convolutions 1.55 s against 0.34 s.
+far below the machine's matrix-multiply speed: the kernel gradient takes
+several times the forward pass (measured per layer in BUILD_NOTES.md,
+"Kernel gradients as matrix products").
 
 The kernel gradient of a convolution is, for each tap (i, j), the product of
 the input window that tap sees with the output gradient, contracted over
 batch and output pixels: ``dk[i, j] = x_window(i, j)^T @ dy``, a
-[Cin, N*H*W] x [N*H*W, Cout] matrix product. XLA runs those at matrix speed
-(89 GFLOP/s for the decoder's shapes, against 7 for its convolution). The
+[Cin, N*H*W] x [N*H*W, Cout] matrix product, which XLA runs at matrix
+speed, an order of magnitude above its convolution here. The
 forward pass and the input gradient stay XLA's own convolutions, which are
 reasonable on this backend. The windows are strided slices that XLA fuses
 into the dot's operand; no im2col patches are materialised.
@@ -131,9 +130,9 @@ def _shifted_output_conv(x, k, pads, precision):
     each tap's slice of ``z`` shifted into place and summed. The wide input is
     read once by a plain matrix product, forward and backward (its gradient is
     ``dz @ k^T``, the kernel's ``x^T @ dz``), instead of nine passes through
-    XLA's convolution; the shifted sums touch only ``taps*Cout`` channels. For
-    the decoder's 240 -> 3 output layer at 120x160, batch 8: 0.30 s forward and
-    backward against 0.57 s for ``lax.conv_general_dilated``.
+    XLA's convolution; the shifted sums touch only ``taps*Cout`` channels
+    (about half the time of ``lax.conv_general_dilated`` on the decoder's
+    240 -> 3 layer: BUILD_NOTES.md).
     """
     kh, kw, cin, cout = k.shape
     n, h, w, _ = x.shape

@@ -1,4 +1,4 @@
-"""The remote scenario (paper section 3.1, issue 7): camera -> mutual TLS gRPC -> analysis server.
+"""The remote scenario (paper section 3.1): camera -> mutual TLS gRPC -> analysis server.
 
 Camera side (``launch.camera``):
 
@@ -16,8 +16,8 @@ Server side (``launch.serve``, ``configs/serve.py``):
 - ``service``: the generic gRPC handler, one session per camera;
 - ``engine``: micro-batched ticks: decode (``decoding``, bucketed jit) ->
   optical flow from the camera's previous reconstruction -> ``scorer``
-  (``FrameScorer`` protocol; the shipped ``MotionEnergyScorer`` is a
-  PLACEHOLDER until the two-stream classifier registers its own) -> SAS and
+  (``FrameScorer`` protocol: the trained two-stream classifier of
+  ``two_stream_scorer``, or the ``MotionEnergyScorer`` baseline) -> SAS and
   alerts (``camera_state``, the step of ``evaluation.sas``) -> one commit
   (``alert_store``) -> responses;
 - ``server``: assembles them; graceful shutdown drains the queue.

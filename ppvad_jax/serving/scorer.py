@@ -1,21 +1,22 @@
 """Per-frame anomaly confidence on the server: the ``FrameScorer`` protocol.
 
-The paper's scorer is the two-stream ResNet-50 + bag-of-objects classifier
-(issue 5), not built yet. The server only needs *something* that maps a batch
-of reconstructions and flows to a confidence in [0, 1] per frame, so this
-module fixes that interface and ships one placeholder:
+The server needs something that maps a batch of reconstructions and flows to a
+confidence in [0, 1] per frame. This module fixes that interface, a registry of
+scorers by name, and one baseline:
 
-- ``MotionEnergyScorer`` (PLACEHOLDER, not the paper's model): the mean optical
+- ``MotionEnergyScorer`` (a baseline, not the paper's model): the mean optical
   flow magnitude of the frame through a logistic. It measures how much moves,
-  not whether what moves is anomalous (BUILD_NOTES.md: total motion alone
-  reaches AUC 0.63-0.75 on the synthetic world). It exists so the serving
-  stack runs end to end and so tests can force alerts (a negative midpoint
-  makes every frame look anomalous).
+  not whether what moves is anomalous (BUILD_NOTES.md measures total motion on
+  the synthetic world). It lets the serving stack run without a trained
+  classifier, and tests force alerts with it (a negative midpoint makes every
+  frame look anomalous).
 
-Adding the classifier: write a class with ``name`` and ``__call__(batch) ->
-[N] float``, wrap its jitted forward pass (pad the batch to the engine's
-bucket sizes to avoid recompiles), and ``register_scorer("two_stream",
-factory)``; ``factory(config)`` receives ``config.scorer`` of configs/serve.py.
+The paper's scorer, the trained two-stream classifier, is
+``two_stream_scorer`` (``scorer.name="two_stream"`` in configs/serve.py). A new
+scorer is a class with ``name`` and ``__call__(batch) -> [N] float`` that pads
+its jitted forward pass to the engine's bucket sizes (no recompiles), registered
+with ``register_scorer(name, factory)``; ``factory(config)`` receives
+``config.scorer``.
 """
 
 import math

@@ -43,6 +43,7 @@ camera to. Cost: one indexed read per tick.
 
 import contextlib
 import os
+import pathlib
 import sqlite3
 import threading
 import time
@@ -286,6 +287,50 @@ class SqliteAlertStore(_SqlAlertStore):
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.executescript(_SCHEMA.format(real="REAL", seq="INTEGER PRIMARY KEY AUTOINCREMENT"))
         super().__init__(db, keep_results_s=keep_results_s, prune_every=prune_every)
+
+
+class NotAnAlertStore(ValueError):
+    """A file a reader was pointed at that is not a readable alert store."""
+
+
+class SqliteAlertReader(SqliteAlertStore):
+    """A read-only view of an existing SQLite store, for operator tools (``launch.alerts``).
+
+    Opened with ``mode=ro``: it never creates tables, changes the journal mode or writes, so
+    pointing ``launch.alerts`` at the wrong file leaves that file as it was (issue 16; the
+    read-write constructor added the tables and switched it to WAL). Raises NotAnAlertStore,
+    naming the file, for anything that is not an alert store. Its reads are the store's own
+    (``list_alerts``, ``frame_results``, ``lookup_result``); a write fails (read-only)."""
+
+    _begin = "BEGIN"  # a read transaction: IMMEDIATE would ask for the write lock
+
+    def __init__(self, path):  # noqa: PLW0231 (the read-write constructor would write)
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise NotAnAlertStore(f"{path}: no such file")
+        db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None,
+            timeout=30.0,
+        )  # fmt: skip
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
+        except sqlite3.DatabaseError as e:
+            db.close()
+            raise NotAnAlertStore(f"{path}: not an SQLite database ({e})") from e
+        missing = set(_ALERT_COLUMNS.split(", ")) - columns
+        if missing:
+            db.close()
+            raise NotAnAlertStore(
+                f"{path}: not an alert store (no alerts table with {', '.join(sorted(missing))}); "
+                "point --db at the file launch.serve writes"
+            )
+        self.path = str(path)
+        _SqlAlertStore.__init__(self, db, keep_results_s=0, prune_every=1)
+
+
+def open_sqlite_reader(path):
+    """``SqliteAlertReader(path)``: the store at ``path``, read-only."""
+    return SqliteAlertReader(path)
 
 
 _SCHEMA_LOCK = 0x70707661  # advisory lock id: servers starting together create the tables once

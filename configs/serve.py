@@ -25,11 +25,15 @@ def get_config(arg=None):
     config = ml_collections.ConfigDict()
     config.ae_export = "runs/demo/autoencoder_dpadam/export"  # decoder.msgpack + spec.json
     config.cameras = ""  # comma-separated known camera ids; empty: certs_dir/cameras.txt
-    config.host = "[::]"  # listen on every interface; tests use 127.0.0.1
+    # runlocal (one machine, development): loopback only. Otherwise every interface, for cameras
+    # on the network; --host or --config.host narrows it.
+    config.host = "127.0.0.1" if runlocal else "[::]"
     config.max_streams = 64  # concurrent camera streams; more are refused (RESOURCE_EXHAUSTED)
     config.warmup = True  # compile every decoder bucket before listening
     config.shutdown_grace_s = 10.0
     config.log_every_s = 30.0  # stats line on stdout; 0 = never
+    # cameras.txt and crl.pem are re-read when they change (polled this often; 0 = only on SIGHUP).
+    config.reload_every_s = 2.0
 
     config.engine = ml_collections.ConfigDict()
     config.engine.max_batch = 8 if runlocal else 32  # frames per tick; buckets are powers of two up to it
@@ -43,10 +47,21 @@ def get_config(arg=None):
     config.engine.flow_method = "dis"
     config.engine.flow_bound = 16.0  # pixels, as in data/flow.py
     config.engine.flow_threads = 2 if runlocal else 8
+    # A frame whose tick failed is retryable this many times (the camera resends it; its later
+    # frames wait "resend_hold_s" for it at most), then its error is final.
+    config.engine.max_frame_attempts = 3
+    config.engine.resend_hold_s = 30.0
 
     config.limits = ml_collections.ConfigDict()
     config.limits.max_message_bytes = 1 << 18  # 256 KiB; a float32 latent at 240x320 is 77 KB
     config.limits.max_abs_value = 1e4
+    # Capture timestamps accepted: from a day old (frames resent after an outage) to 5 min ahead.
+    config.limits.max_timestamp_age_s = 86400.0
+    config.limits.max_timestamp_ahead_s = 300.0
+    # Answers queued per stream (512 B each) before it stops being read; a camera that reads none
+    # for stall_timeout_s is disconnected with RESOURCE_EXHAUSTED.
+    config.limits.max_replies_per_stream = 64
+    config.limits.stall_timeout_s = 10.0
 
     # The paper's SAS (section 3.4.5 and 5.1.2).
     config.sas = ml_collections.ConfigDict()

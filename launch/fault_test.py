@@ -82,7 +82,8 @@ def main(argv):
     workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="fault_test_")
     certs, db = os.path.join(workdir, "certs"), os.path.join(workdir, "alerts.sqlite")
     cameras = [f"cam{i + 1}" for i in range(_CAMERAS.value)]
-    tls.make_development_pki(certs, cameras)
+    # A throwaway PKI of this run's own: a rerun in the same --workdir replaces it.
+    tls.make_development_pki(certs, cameras, force=True)
     videos = sorted(glob.glob(_VIDEOS.value))
     if not videos:
         raise app.UsageError(f"no video matches {_VIDEOS.value!r} (python -m launch.make_synthetic)")

@@ -101,7 +101,8 @@ def main(argv):
     del argv
     workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="load_test_")
     cameras = [f"cam{i + 1}" for i in range(_CAMERAS.value)]
-    tls.make_development_pki(os.path.join(workdir, "certs"), cameras)
+    # A throwaway PKI of this run's own: a rerun in the same --workdir replaces it.
+    tls.make_development_pki(os.path.join(workdir, "certs"), cameras, force=True)
     videos = sorted(glob.glob(_VIDEOS.value))
     if not videos:
         raise app.UsageError(f"no video matches {_VIDEOS.value!r} (python -m launch.make_synthetic)")

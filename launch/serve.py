@@ -8,6 +8,11 @@ cameras (``--port=0`` picks a free port), a stats line every
 ``config.log_every_s`` and a final ``{"event": "stopped", ...}``. Compiled
 programs are cached under ``--compilation_cache_dir``, so a restart after a
 crash is back in seconds.
+
+SIGHUP re-reads ``cameras.txt`` and ``crl.pem`` (``launch.make_certs
+--add_cameras`` / ``--revoke``) without dropping any other stream, and prints
+``{"event": "reloaded", ...}``; the server also notices a change of either file
+within ``config.reload_every_s``. ``runlocal`` listens on 127.0.0.1 only.
 """
 
 import json
@@ -52,6 +57,8 @@ def main(argv):
     server = server_lib.AnalysisServer(
         _CONFIG.value, certs_dir=_CERTS.value, db_path=_DB.value, port=_PORT.value, host=_HOST.value
     ).start()
+    # On a thread: the handler runs on the main thread, between any two of its bytecodes.
+    signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=lambda: _print(server.reload())).start())
     _print(server.describe())
     every = _CONFIG.value.log_every_s
     while not stop.wait(every if every > 0 else None):

@@ -91,9 +91,13 @@ def server_process(*, export_dir, certs_dir, db, port=0, timeout=180.0):
     )  # fmt: skip
 
 
-def raw_stream(port, credentials):
-    """A bare stream: ``(send(bytes), responses, end())`` for sending malformed messages."""
-    channel = grpc.secure_channel(f"localhost:{port}", credentials)
+def raw_stream(port, credentials, *, timeout=60.0, options=()):
+    """A bare stream: ``(send(bytes), responses, end())`` for sending malformed messages.
+
+    ``timeout`` is the call's deadline: a test waiting on a stream the server never ends fails
+    with DEADLINE_EXCEEDED instead of hanging the suite. ``options`` are channel options (a
+    hostile camera's, e.g. ``("grpc.http2.bdp_probe", 0)`` keeps its receive window small)."""
+    channel = grpc.secure_channel(f"localhost:{port}", credentials, options=list(options))
     outgoing = queue.Queue()
 
     def requests():
@@ -103,5 +107,5 @@ def raw_stream(port, credentials):
     call = channel.stream_stream(
         service.FULL_METHOD, request_serializer=lambda b: b, response_deserializer=wire.decode_response
     )
-    responses = call(requests())
+    responses = call(requests(), timeout=timeout)
     return outgoing.put, responses, lambda: (outgoing.put(None), channel.close())

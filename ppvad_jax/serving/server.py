@@ -5,10 +5,18 @@ every decoder bucket (so no camera waits for a compilation), then listens.
 ``shutdown`` is the graceful path (SIGTERM / SIGINT in ``launch.serve``):
 refuse new frames, drain and commit the queued ones, answer them, end the
 streams with UNAVAILABLE so cameras reconnect elsewhere, close the store.
+
+``reload`` (SIGHUP in ``launch.serve``, and a poll of ``cameras.txt`` and
+``crl.pem`` every ``config.reload_every_s``) re-reads the camera list and the
+CRL while streams run: a revoked or removed camera's stream ends with
+PERMISSION_DENIED, every other stream goes on. A CRL that does not verify
+keeps the previous one (logged), never an empty one.
 """
 
 import json
 import logging
+import os
+import pathlib
 import threading
 import time
 
@@ -43,6 +51,18 @@ def known_cameras(config, certs_dir):
     return listed or tls.known_cameras(certs_dir)
 
 
+def _access_files_stamp(certs_dir):
+    """(mtime_ns, size) of cameras.txt and crl.pem: a change means reload. Cost: two stat calls."""
+    out = []
+    for name in ("cameras.txt", "crl.pem"):
+        try:
+            st = os.stat(pathlib.Path(certs_dir) / name)
+            out.append((st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            out.append(None)
+    return tuple(out)
+
+
 class AnalysisServer:
     def __init__(self, config, *, certs_dir, db_path, port, host=None):
         self.config = config
@@ -58,6 +78,8 @@ class AnalysisServer:
         self.server = None
         self.port = None
         self._stopped = threading.Event()
+        self._reload_lock = threading.Lock()
+        self._stamp = None
 
     def start(self):
         if self.config.warmup:
@@ -73,33 +95,72 @@ class AnalysisServer:
             options=engine.EngineOptions(
                 max_batch=e.max_batch, tick_s=e.tick_s, max_queue=e.max_queue,
                 max_pending_per_camera=e.max_pending_per_camera, max_queue_delay_s=e.max_queue_delay_s,
-                max_flow_gap=e.max_flow_gap,
+                max_flow_gap=e.max_flow_gap, max_frame_attempts=e.max_frame_attempts,
+                resend_hold_s=e.resend_hold_s,
                 flow_method=e.flow_method, flow_bound=e.flow_bound, flow_threads=e.flow_threads,
             ),
         )  # fmt: skip
+        lim = self.config.limits
         limits = validation.Limits(
             latent_shape=self.decoder.latent_shape,
-            max_message_bytes=self.config.limits.max_message_bytes,
-            max_abs_value=self.config.limits.max_abs_value,
+            max_message_bytes=lim.max_message_bytes,
+            max_abs_value=lim.max_abs_value,
+            max_timestamp_age_s=lim.max_timestamp_age_s,
+            max_timestamp_ahead_s=lim.max_timestamp_ahead_s,
         )
-        cameras = known_cameras(self.config, self.certs_dir)
-        self.service = service.AnalysisService(
-            self.engine, service.ServiceOptions(known_cameras=cameras, limits=limits)
+        self._stamp = _access_files_stamp(self.certs_dir)
+        options = service.ServiceOptions(
+            known_cameras=known_cameras(self.config, self.certs_dir),
+            limits=limits,
+            revoked_serials=tls.revoked_serials(self.certs_dir),
+            max_replies=lim.max_replies_per_stream,
+            stall_timeout_s=lim.stall_timeout_s,
         )
+        self.service = service.AnalysisService(self.engine, options)
         self.server, self.port = service.grpc_server(
             self.service,
             tls.server_credentials(self.certs_dir),
             address=self.address,
             max_streams=self.config.max_streams,
         )
+        log.info("listening on %s, port %d", self.address.rsplit(":", 1)[0], self.port)
+        if self.config.reload_every_s > 0:
+            threading.Thread(target=self._watch_access_files, name="reload-watch", daemon=True).start()
         return self
+
+    def reload(self):
+        """Re-reads the camera list and the CRL (module docstring). Returns what changed."""
+        with self._reload_lock:
+            self._stamp = _access_files_stamp(self.certs_dir)
+            old = self.service.options
+            try:
+                cameras = known_cameras(self.config, self.certs_dir)
+                revoked = tls.revoked_serials(self.certs_dir)
+            except (OSError, ValueError) as e:
+                log.error("reload refused, keeping the current camera list and CRL: %s", e)
+                return {"event": "reload_failed", "error": str(e)}
+            ended = self.service.update_access(known_cameras=cameras, revoked_serials=revoked)
+        event = {
+            "event": "reloaded",
+            "cameras": list(cameras),
+            "added": sorted(set(cameras) - set(old.known_cameras)),
+            "revoked_serials": len(revoked),
+            "streams_ended": ended,
+        }
+        log.info("%s", json.dumps(event))
+        return event
+
+    def _watch_access_files(self):
+        while not self._stopped.wait(self.config.reload_every_s):
+            if _access_files_stamp(self.certs_dir) != self._stamp:
+                self.reload()
 
     def describe(self):
         """A JSON-able summary: where it listens and what it serves."""
         return {
             "event": "listening",
             "port": self.port,
-            "address": self.address,
+            "address": f"{self.address.rsplit(':', 1)[0]}:{self.port}",
             "latent_shape": list(self.decoder.latent_shape),
             "frame_shape": list(self.decoder.frame_shape),
             "buckets": list(self.decoder.buckets),

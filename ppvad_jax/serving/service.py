@@ -17,6 +17,21 @@ before the server notices the old one is dead.
 The stream ends when the camera half-closes and every frame it sent has been
 answered, or, on shutdown, with status UNAVAILABLE once the engine has
 drained (the camera reconnects to the next server).
+
+Memory per stream is bounded (issue 16): every message costs one of
+``max_replies`` reply slots, taken before the message is read and given back
+once its answer has been handed to gRPC. A camera that sends without reading
+its answers therefore stops being read (HTTP/2 flow control then stalls its
+sends), and after ``stall_timeout_s`` without a free slot while answers wait
+unsent its stream is ended with RESOURCE_EXHAUSTED (slots held by frames still
+in the engine are the server's delay and never end a stream). Before, its answers queued without limit (94 MB for
+300,000 junk messages in 32 s). Cost: one semaphore operation per message.
+
+Access (issue 16): a camera must be in ``known_cameras`` and its
+certificate's serial must not be in ``revoked_serials`` (the CRL
+``launch.make_certs --revoke`` writes). ``update_access`` swaps both while
+streams run and ends only the streams they no longer admit, with
+PERMISSION_DENIED.
 """
 
 import dataclasses
@@ -50,14 +65,25 @@ def parse_request(data):
 class Session:
     """One camera's stream: its outgoing responses and its count of unanswered frames."""
 
-    def __init__(self, camera_id):
+    def __init__(self, camera_id, *, serial=None, max_replies=64):
         self.camera_id = camera_id
-        self.out = queue.Queue()
+        self.serial = serial  # of the client certificate, for revocation
+        self.out = queue.Queue()  # at most max_replies answers: see the slots
         self.closed = threading.Event()
         self.shutting_down = False
+        self.close_status = None  # (grpc.StatusCode, details) the stream ends with, if any
         self.reader_done = threading.Event()
         self._lock = threading.Lock()
         self._outstanding = 0
+        self._slots = threading.Semaphore(max_replies)
+        self.max_replies = max_replies
+
+    def take_slot(self, timeout):
+        """A reply slot for the next message; False if none came free in ``timeout`` seconds."""
+        return self._slots.acquire(timeout=timeout)
+
+    def give_slot(self):
+        self._slots.release()
 
     def reserve(self):
         with self._lock:
@@ -79,8 +105,10 @@ class Session:
             idle = self._outstanding == 0
         return self.reader_done.is_set() and idle and self.out.empty()
 
-    def close(self, *, shutting_down=False):
+    def close(self, *, shutting_down=False, status=None):
         self.shutting_down = shutting_down
+        if status is not None:
+            self.close_status = status
         self.closed.set()
         self.out.put(_CLOSE)
 
@@ -89,6 +117,23 @@ class Session:
 class ServiceOptions:
     known_cameras: tuple
     limits: validation.Limits
+    revoked_serials: frozenset = frozenset()  # client certificate serials refused (the CRL)
+    max_replies: int = 64  # answers queued per stream before the stream stops being read
+    stall_timeout_s: float = 10.0  # no reply slot for this long: RESOURCE_EXHAUSTED
+
+
+def _end_call(context, code, details):
+    """Ends a call from a thread other than its handler's with ``code``.
+
+    ``context.abort`` only works on the handler's thread, which is the one blocked sending to a
+    camera that does not read. The C call's cancel takes a status code; if this gRPC build's
+    internals differ, a plain ``cancel()`` (CANCELLED) still ends the stream."""
+    context.set_code(code)
+    context.set_details(details)
+    try:
+        context._rpc_event.call.cancel(code.value[0], details)  # noqa: SLF001
+    except Exception:  # internals moved: the status is CANCELLED instead
+        context.cancel()
 
 
 class AnalysisService:
@@ -119,8 +164,33 @@ class AnalysisService:
         for session in sessions:
             session.close(shutting_down=True)
 
-    def _open(self, camera_id):
-        session = Session(camera_id)
+    def admits(self, camera_id, serial):
+        """None if this camera and certificate may stream, else why not."""
+        options = self.options
+        if camera_id not in options.known_cameras:
+            return f"camera {camera_id!r} is not known here"
+        if serial is not None and serial in options.revoked_serials:
+            return f"the certificate of camera {camera_id!r} (serial {serial:x}) is revoked"
+        return None
+
+    def update_access(self, *, known_cameras, revoked_serials):
+        """New camera list and CRL; ends only the streams they no longer admit. Returns those ids."""
+        with self._lock:
+            self.options = dataclasses.replace(
+                self.options, known_cameras=tuple(known_cameras), revoked_serials=frozenset(revoked_serials)
+            )
+            sessions = list(self._sessions.values())
+        ended = []
+        for session in sessions:
+            reason = self.admits(session.camera_id, session.serial)
+            if reason is not None:
+                log.warning("ending the stream of %s: %s", session.camera_id, reason)
+                session.close(status=(grpc.StatusCode.PERMISSION_DENIED, reason))
+                ended.append(session.camera_id)
+        return ended
+
+    def _open(self, camera_id, serial):
+        session = Session(camera_id, serial=serial, max_replies=self.options.max_replies)
         with self._lock:
             old = self._sessions.get(camera_id)
             self._sessions[camera_id] = session
@@ -139,14 +209,17 @@ class AnalysisService:
         camera_id = tls.peer_common_name(context)
         if camera_id is None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "a verified client certificate is required")
-        if camera_id not in self.options.known_cameras:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"camera {camera_id!r} is not known here")
+        serial = tls.peer_serial(context)
+        refused = self.admits(camera_id, serial)
+        if refused is not None:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, refused)
         if self._closing:
             context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; reconnect later")
-        session = self._open(camera_id)
+        session = self._open(camera_id, serial)
         reader = threading.Thread(
-            target=self._read, args=(session, request_iterator), name=f"reader-{camera_id}", daemon=True
-        )
+            target=self._read, args=(session, request_iterator, context), name=f"reader-{camera_id}",
+            daemon=True,
+        )  # fmt: skip
         reader.start()
         try:
             while True:
@@ -157,20 +230,34 @@ class AnalysisService:
                         return
                     continue
                 if item is _CLOSE:
-                    if session.shutting_down:
+                    if session.close_status is not None:
+                        context.set_code(session.close_status[0])
+                        context.set_details(session.close_status[1])
+                    elif session.shutting_down:
                         context.set_code(grpc.StatusCode.UNAVAILABLE)
                         context.set_details("server is shutting down; reconnect and resend unanswered frames")
                     return
                 if item is not _WAKE:
                     yield item
+                    session.give_slot()  # gRPC has taken the answer: the camera reads
                 if session.finished():
                     return
         finally:
             self._forget(session)
 
-    def _read(self, session, request_iterator):
+    def _read(self, session, request_iterator, context):
+        iterator = iter(request_iterator)
         try:
-            for parsed in request_iterator:
+            while not session.closed.is_set():
+                if not self._wait_for_slot(session):
+                    if not session.closed.is_set():
+                        self._stalled(session, context)
+                    break
+                try:
+                    parsed = next(iterator)
+                except StopIteration:
+                    session.give_slot()
+                    break
                 if session.closed.is_set():
                     break
                 response = self._handle(session, parsed)
@@ -181,6 +268,27 @@ class AnalysisService:
         finally:
             session.reader_done.set()
             session.out.put(_WAKE)
+
+    def _wait_for_slot(self, session):
+        """A reply slot, or False once the camera has left answers unread for stall_timeout_s.
+
+        Slots held by frames still in the engine are the server's own delay, not the camera's:
+        while no answer waits to be sent, the wait goes on (the engine bounds those frames by
+        ``max_pending_per_camera`` and ``max_queue_delay_s``). Only a full send queue counts."""
+        while not session.take_slot(self.options.stall_timeout_s):
+            if session.closed.is_set() or not session.out.empty():
+                return False
+        return True
+
+    def _stalled(self, session, context):
+        details = (
+            f"camera {session.camera_id} left {session.max_replies} answers unread for "
+            f"{self.options.stall_timeout_s:g} s: stream closed (read the answers while sending)"
+        )
+        log.warning("%s", details)
+        self.engine.stats["streams_exhausted"] += 1
+        session.close(status=(grpc.StatusCode.RESOURCE_EXHAUSTED, details))
+        _end_call(context, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
 
     def _handle(self, session, parsed):
         if isinstance(parsed, wire.WireError):

@@ -14,7 +14,9 @@ downloads anything.
 
 import json
 import pathlib
+import struct
 import sys
+import zipfile
 
 from absl import app, flags
 
@@ -34,16 +36,32 @@ def _need(flag, what):
     return path
 
 
-def main(argv):
-    del argv
+# What a truncated, corrupt or wrong-format weights file raises while it is parsed (a corrupt
+# .npz is a BadZipFile; a .npz of objects is a ValueError, since pickles are never loaded).
+_UNREADABLE = (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, struct.error)
+
+
+def _convert():
     if _FROM.value == "torchvision":
         from ppvad_jax.models import resnet_weights
 
-        out = resnet_weights.convert_torchvision(_need(_INPUT, "the ResNet-50 state_dict"), _OUTPUT.value)
-    else:
-        from ppvad_jax.models.darknet import convert
+        source = _need(_INPUT, "the ResNet-50 state_dict")
+        return [source], lambda: resnet_weights.convert_torchvision(source, _OUTPUT.value)
+    from ppvad_jax.models.darknet import convert
 
-        out = convert.convert_darknet(_need(_CFG, "the .cfg"), _need(_WEIGHTS, "the .weights"), _OUTPUT.value)
+    cfg, weights = _need(_CFG, "the .cfg"), _need(_WEIGHTS, "the .weights")
+    return [cfg, weights], lambda: convert.convert_darknet(cfg, weights, _OUTPUT.value)
+
+
+def main(argv):
+    del argv
+    sources, run = _convert()
+    try:
+        out = run()
+    except _UNREADABLE as e:
+        names = " / ".join(str(s) for s in sources)
+        # The message often names the file already; the prefix always does.
+        sys.exit(f"error: cannot convert {names}: {type(e).__name__}: {e}")
     spec = json.loads((pathlib.Path(out) / "spec.json").read_text())
     # Long fields (a copied cfg text, class names) are left out of the console summary.
     short = {k: v for k, v in spec.items() if len(json.dumps(v, default=str)) <= 300}

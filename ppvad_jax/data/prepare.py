@@ -1,7 +1,9 @@
 """Builds the ucf_crime2local dataset and reports what happened."""
 
 import contextlib
+import hashlib
 import json
+import os
 import pathlib
 import shutil
 import time
@@ -10,7 +12,7 @@ import uuid
 import tensorflow_datasets as tfds
 from absl import logging
 
-from ppvad_jax.data import ucf_crime2local
+from ppvad_jax.data import splits, ucf_crime2local, ucf_layout
 
 SUMMARY_FILE = "prepare_summary.json"
 
@@ -52,10 +54,17 @@ def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
     source_splits = {"train": sorted(train), "test": sorted(test)}
     builder = builder_for(data_dir=data_dir, config=config, num_workers=num_workers)
     final_dir = pathlib.Path(builder.data_dir)
+    fingerprint = source_fingerprint(manual_dir)
     if builder.is_prepared() and not overwrite and (final_dir / SUMMARY_FILE).exists():
         summary = json.loads((final_dir / SUMMARY_FILE).read_text())
         if summary.get("source_splits") == source_splits:
             summary["reused"] = True
+            # Same split files, other bytes (a skipped video repaired, annotations fixed): reusing
+            # is right for a big build the user did not ask to redo, wrong if they repaired it.
+            built_from = summary.get("source_fingerprint")
+            summary["source_changed"] = built_from is not None and built_from != fingerprint
+            if summary["source_changed"]:
+                logging.warning("%s changed since %s was built: --overwrite rebuilds", manual_dir, final_dir)
             return summary
         # A build from other split files (edited, or a regenerated world) would train and test on
         # the old videos without a word; it is rebuilt beside the old one and swapped in.
@@ -87,10 +96,64 @@ def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
         seconds=round(time.perf_counter() - start, 2),
         manual_dir=str(manual_dir),
         source_splits=source_splits,
+        source_fingerprint=fingerprint,
     )
+    seed = config["split_seed"]
+    summary["warnings"] += split_class_warnings(summary, manual_dir=manual_dir, split_seed=seed)
     (final_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     summary["reused"] = False
     return summary
+
+
+def source_fingerprint(manual_dir):
+    """sha256 over (path, size, mtime) of every file under ``manual_dir``: a changed, added or
+    removed video or annotation changes it. Cost: one stat per file, no reads (about 2,000
+    files for UCF-Crime + UCFCrime2Local, milliseconds)."""
+    root = pathlib.Path(manual_dir)
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = pathlib.Path(dirpath) / name
+            st = path.stat()
+            digest.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _split_names(manual_dir, split_seed):
+    """Video names per split, as the builder splits them (same functions, same seed)."""
+    train, test = ucf_crime2local.read_splits(manual_dir)
+    validation, test = splits.halve_stratified(test, seed=split_seed)
+    return {"train": train, "validation": validation, "test": test}
+
+
+def split_class_warnings(summary, *, manual_dir, split_seed):
+    """Warnings for a split that lost a class to skipped videos (a video class its split file
+    lists, or every normal or every anomalous frame): training or FL-AUC on it silently
+    measures something else. Each says which videos were skipped and how to fix it."""
+    skipped = {}
+    for s in summary["skipped"]:
+        skipped.setdefault(s["split"], []).append(s["name"])
+    out = []
+    for split, names in _split_names(manual_dir, split_seed).items():
+        gone = skipped.get(split, [])
+        if not names or not gone:
+            continue
+        kept_classes = {ucf_layout.video_class(n) for n in names if n not in gone}
+        lost = sorted({ucf_layout.video_class(n) for n in gone} - kept_classes)
+        frames = summary["frames"].get(split, {})
+        if not frames.get("normal"):
+            lost.append("normal frames")
+        if not frames.get("soft_anomaly") and not frames.get("hard_anomaly"):
+            lost.append("anomalous frames")
+        if lost:
+            out.append({
+                "split": split, "name": "(split)",
+                "warning": f"has no {', '.join(lost)} left: skipped {', '.join(sorted(gone))}. Repair "
+                "or replace those videos and rebuild with --overwrite, or list another video of that "
+                "class in the split file",
+            })  # fmt: skip
+    return out
 
 
 def quiet_tfds():
@@ -107,6 +170,11 @@ def load_split(dataset_dir, split):
 def format_summary(summary):
     """A short human-readable table of a build summary."""
     lines = [f"dataset: {summary['dataset_dir']}" + ("  (already built)" if summary.get("reused") else "")]
+    if summary.get("source_changed"):
+        lines.append(
+            f"note: {summary.get('manual_dir', 'the source tree')} has changed since this build "
+            "(videos or annotations): rerun with --overwrite to rebuild from it"
+        )
     lines.append(f"{'split':<11}{'videos':>7}" + "".join(f"{k:>14}" for k in summary["frames"]["train"]))
     for split, count in summary["videos"].items():
         frames = summary["frames"][split]

@@ -20,6 +20,7 @@ Two accountants, both reported:
 import dataclasses
 import logging as std_logging
 import math
+from collections.abc import Sequence
 
 import dp_accounting
 import numpy as np
@@ -68,7 +69,7 @@ class DpParams:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
 
 
-def dp_event(params):
+def dp_event(params: DpParams) -> dp_accounting.DpEvent:
     return dp_accounting.SelfComposedDpEvent(
         dp_accounting.PoissonSampledDpEvent(
             params.sampling_rate, dp_accounting.GaussianDpEvent(params.noise_multiplier)
@@ -77,7 +78,7 @@ def dp_event(params):
     )
 
 
-def epsilon_rdp(params):
+def epsilon_rdp(params: DpParams) -> tuple[float, float]:
     """``(epsilon, optimal order)`` from the RDP accountant; inf when sigma is 0."""
     if params.steps == 0:
         return 0.0, None
@@ -98,13 +99,13 @@ def epsilon_rdp(params):
     return float(eps), float(order)
 
 
-def pld_discretization(params):
+def pld_discretization(params: DpParams) -> float:
     """The PLD discretization interval used for these parameters (see module docstring)."""
     eps_rdp, _ = epsilon_rdp(params)
     return float(min(max(eps_rdp * 1e-5, PLD_MIN_DISCRETIZATION), 1.0))
 
 
-def epsilon_pld(params, *, discretization=None):
+def epsilon_pld(params: DpParams, *, discretization: float | None = None) -> float:
     """Epsilon from the PLD accountant; inf when sigma is 0."""
     if params.steps == 0:
         return 0.0
@@ -116,7 +117,7 @@ def epsilon_pld(params, *, discretization=None):
     return float(accountant.get_epsilon(params.delta))
 
 
-def report(params, *, unit="frame", sampling="poisson", pld=True):
+def report(params: DpParams, *, unit: str = "frame", sampling: str = "poisson", pld: bool = True) -> dict:
     """Everything a result should carry next to its epsilon, as a JSON-able dict."""
     eps_rdp, order = epsilon_rdp(params)
     finite = pld and params.noise_multiplier > 0 and params.steps > 0
@@ -137,7 +138,7 @@ def report(params, *, unit="frame", sampling="poisson", pld=True):
     return out
 
 
-def composed(params_list, delta):
+def composed(params_list: Sequence[DpParams], delta: float) -> dict:
     """Epsilon (RDP and PLD) of several trainings released together about the same units.
 
     The autoencoder and the classifier train on the same frames: whoever sees both models
@@ -165,17 +166,20 @@ def composed(params_list, delta):
     return {"epsilon_rdp": eps_rdp, "epsilon_pld": float(pld.get_epsilon(delta)), "delta": delta}
 
 
-def json_safe(record):
+def json_safe(record: dict) -> dict:
     """JSON has no infinity: an unbounded epsilon is written as the string "inf"."""
     return {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in record.items()}
 
 
-def default_delta(num_units):
+def default_delta(num_units: int) -> float:
     """A delta below 1/N: 10^-k with 10^k > N (at most 1e-5)."""
     return min(1e-5, 10.0 ** -math.ceil(math.log10(max(num_units, 2)) + 0.0001))
 
 
-def calibrate_noise_multiplier(*, target_epsilon, sampling_rate, steps, delta, accountant="pld", tol=1e-3):
+def calibrate_noise_multiplier(
+    *, target_epsilon: float, sampling_rate: float, steps: int, delta: float, accountant: str = "pld",
+    tol: float = 1e-3,
+) -> float:  # fmt: skip
     """Smallest noise multiplier whose epsilon is at most ``target_epsilon``.
 
     Args:

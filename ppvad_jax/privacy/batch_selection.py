@@ -29,7 +29,10 @@ class PoissonBatch:
 class PoissonSampler:
     """Poisson sampling of ``num_units`` units with rate ``sampling_rate``."""
 
-    def __init__(self, *, num_units, sampling_rate, seed, granularity=1, bucket=None):
+    def __init__(
+        self, *, num_units: int, sampling_rate: float, seed: int | tuple[int, ...], granularity: int = 1,
+        bucket: int | None = None,
+    ):  # fmt: skip
         """
         Args:
           seed: an int or a sequence of ints (``RunSecret.sampler_entropy(stream)``).
@@ -54,10 +57,10 @@ class PoissonSampler:
     def expected_batch_size(self):
         return self.num_units * self.sampling_rate
 
-    def padded_size(self, num_real):
+    def padded_size(self, num_real: int) -> int:
         return max(self.bucket, self.bucket * math.ceil(num_real / self.bucket))
 
-    def sample(self, step):
+    def sample(self, step: int) -> PoissonBatch:
         """The batch of step ``step``."""
         rng = np.random.default_rng([*self._entropy, int(step)])
         # Binomial size then a uniform subset of that size: exactly Poisson sampling, in O(size).

@@ -16,6 +16,8 @@ the microbatch size beyond float summation order.
 """
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +25,9 @@ import optax
 import optax.microbatching
 
 _TINY = 1e-12
+PyTree = Any
+# (params, examples) -> (per-example gradients with a leading axis, per-example losses)
+GradsFn = Callable[[PyTree, PyTree], tuple[PyTree, jax.Array]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +97,10 @@ jax.tree_util.register_dataclass(
 )
 
 
-def clipped_sum(grads_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size=None):
+def clipped_sum(
+    grads_fn: GradsFn, params: PyTree, batch: PyTree, is_padding: jax.Array, *, l2_clip_norm: float,
+    microbatch_size: int | None = None,
+) -> ClipResult:  # fmt: skip
     """Sum over examples of per-example gradients clipped to global norm C, for any loss.
 
     Args:
@@ -138,7 +146,7 @@ def clipped_sum(grads_fn, params, batch, is_padding, *, l2_clip_norm, microbatch
     )
 
 
-def vmap_grads_fn(loss_fn):
+def vmap_grads_fn(loss_fn: Callable[[PyTree, PyTree], jax.Array]) -> GradsFn:
     """``grads_fn`` from a one-example ``loss_fn(params, example) -> scalar``, by ``vmap(grad)``."""
 
     def grads_fn(params, examples):
@@ -148,7 +156,10 @@ def vmap_grads_fn(loss_fn):
     return grads_fn
 
 
-def clipped_grad_sum(loss_fn, params, batch, is_padding, *, l2_clip_norm, microbatch_size=None):
+def clipped_grad_sum(
+    loss_fn: Callable[[PyTree, PyTree], jax.Array], params: PyTree, batch: PyTree, is_padding: jax.Array, *,
+    l2_clip_norm: float, microbatch_size: int | None = None,
+) -> ClipResult:  # fmt: skip
     """``clipped_sum`` with per-example grads by ``vmap(grad)`` of a one-example ``loss_fn``."""
     return clipped_sum(
         vmap_grads_fn(loss_fn), params, batch, is_padding, l2_clip_norm=l2_clip_norm,

@@ -79,7 +79,7 @@ class LatentLdpConfig:
 # --- The mechanism --------------------------------------------------------------------------------
 
 
-def clip_latent(latent, *, l2_bound, nonnegative=True):
+def clip_latent(latent: jax.Array, *, l2_bound: float, nonnegative: bool = True) -> jax.Array:
     """Each frame's latent (leading axis) projected on z >= 0 (if asked) and clipped to L2 norm <= C."""
     z = latent.astype(jnp.float32)
     if nonnegative:
@@ -91,7 +91,7 @@ def clip_latent(latent, *, l2_bound, nonnegative=True):
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
-def privatize_latent(latent, key, config):
+def privatize_latent(latent: jax.Array, key: jax.Array, config: LatentLdpConfig) -> jax.Array:
     """The released latents: ``latent`` unchanged when disabled, else clip + Gaussian noise.
 
     Args:
@@ -111,12 +111,12 @@ def privatize_latent(latent, key, config):
 # --- Accounting -----------------------------------------------------------------------------------
 
 
-def sensitivity(config):
+def sensitivity(config: LatentLdpConfig) -> float:
     """L2 distance between any two clipped latents (module docstring)."""
     return config.l2_bound * (math.sqrt(2.0) if config.nonnegative else 2.0)
 
 
-def accounted_noise_multiplier(config):
+def accounted_noise_multiplier(config: LatentLdpConfig) -> float:
     """Noise std / sensitivity: what the Gaussian accountant is given."""
     return config.noise_multiplier * config.l2_bound / sensitivity(config)
 
@@ -125,7 +125,7 @@ def _event(accounted_sigma, frames):
     return dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(accounted_sigma), frames)
 
 
-def epsilon(config, *, frames=1):
+def epsilon(config: LatentLdpConfig, *, frames: int = 1) -> dict:
     """Epsilon at ``config.delta`` of releasing ``frames`` latents about the same content.
 
     Returns:
@@ -162,7 +162,14 @@ def epsilon(config, *, frames=1):
     }
 
 
-def calibrate_noise_multiplier(*, target_epsilon, delta=1e-5, frames=1, nonnegative=True, tol=1e-4):
+def calibrate_noise_multiplier(
+    *,
+    target_epsilon: float,
+    delta: float = 1e-5,
+    frames: int = 1,
+    nonnegative: bool = True,
+    tol: float = 1e-4,
+) -> float:
     """Smallest sigma (noise std / C) whose PLD epsilon at ``delta`` is at most ``target_epsilon``.
 
     Independent of C: the noise scales with it.

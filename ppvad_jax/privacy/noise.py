@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 
-def add_gaussian_noise(grad_sum, rng_noise, *, noise_multiplier, l2_clip_norm):
+def add_gaussian_noise(grad_sum, rng_noise: jax.Array, *, noise_multiplier, l2_clip_norm: float):
     """``grad_sum + N(0, (noise_multiplier * l2_clip_norm)^2 I)``, in float32, leaf by leaf."""
     leaves, treedef = jax.tree.flatten(grad_sum)
     keys = jax.random.split(rng_noise, len(leaves))

@@ -35,8 +35,11 @@ resumed run is bit-identical.
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
-from ppvad_jax.privacy import accounting, batch_selection, clipping, noise
+import dp_accounting
+
+from ppvad_jax.privacy import accounting, batch_selection, clipping, noise, run_secret
 
 UNITS = ("frame", "video")
 
@@ -89,19 +92,21 @@ class DpPlan:
     # --- The mechanism -------------------------------------------------------------------------
 
     @property
-    def sampling_rate(self):
+    def sampling_rate(self) -> float:
         return self.expected_batch_size / self.num_units
 
     @property
-    def sensitivity_factor(self):
+    def sensitivity_factor(self) -> int:
         """k: the clipped sum moves by at most k C when one unit of privacy is added or removed."""
         return self.records_per_unit * self.selection_factor
 
     @property
-    def sensitivity(self):
+    def sensitivity(self) -> float:
         return self.sensitivity_factor * self.l2_clip_norm
 
-    def sampler(self, secret, stream, *, granularity=1, bucket=None):
+    def sampler(
+        self, secret: run_secret.RunSecret, stream: int, *, granularity: int = 1, bucket: int | None = None
+    ) -> batch_selection.PoissonSampler:
         """The Poisson sampler of ``stream``; each stream of a run draws independent batches."""
         return batch_selection.PoissonSampler(
             num_units=self.num_units,
@@ -135,15 +140,15 @@ class DpPlan:
 
     # --- Accounting ----------------------------------------------------------------------------
 
-    def dp_params(self, steps):
+    def dp_params(self, steps: int) -> accounting.DpParams:
         """The accounted Poisson-subsampled Gaussian (module docstring) over ``steps`` steps."""
         rate = 1.0 - (1.0 - self.sampling_rate) ** self.records_per_unit
         return accounting.DpParams(self.noise_multiplier / self.sensitivity_factor, rate, steps, self.delta)
 
-    def dp_event(self, steps):
+    def dp_event(self, steps: int) -> dp_accounting.DpEvent:
         return accounting.dp_event(self.dp_params(steps))
 
-    def report(self, *, steps_run, planned_steps, insecure_seed=False):
+    def report(self, *, steps_run: int, planned_steps: int, insecure_seed: bool = False) -> dict:
         """Epsilon and everything that says what it means, for a run of ``steps_run`` steps whose
         schedule allowed ``planned_steps`` (module docstring, "Stopping")."""
         steps = max(int(steps_run), int(planned_steps))
@@ -180,7 +185,7 @@ class DpPlan:
         return out
 
 
-def not_private():
+def not_private() -> dict:
     """The report of a run that is not differentially private."""
     return {"epsilon_rdp": None, "epsilon_pld": None, "delta": None, "private": False}
 
@@ -193,7 +198,7 @@ def _no_combination(private, why):
     return {"private": private, "epsilon_pld": None, "epsilon_rdp": None, "why": why}
 
 
-def combined(reports, names):
+def combined(reports: Sequence[dict], names: Sequence[str]) -> dict:
     """Epsilon of several trainings released together about the same units (their composition).
 
     The autoencoder and the classifier train on the same frames: whoever holds both models

@@ -51,11 +51,11 @@ class RunSecret:
     def __repr__(self):
         return "RunSecret(insecure fixed seed)" if self.insecure else "RunSecret(<secret>)"
 
-    def sampler_entropy(self, stream):
+    def sampler_entropy(self, stream: int) -> tuple[int, ...]:
         """Entropy for ``np.random.SeedSequence`` of the sampler of ``stream``."""
         return (*self.words, int(stream))
 
-    def jax_key(self, purpose, stream=0):
+    def jax_key(self, purpose: int, stream: int = 0) -> jax.Array:
         """A JAX key for ``purpose`` (NOISE, DROPOUT) and ``stream``; fold in the step per step."""
         key = jax.random.wrap_key_data(np.asarray(self.words[:2], np.uint32))
         for word in (*self.words[2:], purpose, stream):
@@ -63,7 +63,7 @@ class RunSecret:
         return key
 
 
-def fixed(seed):
+def fixed(seed: int) -> RunSecret:
     """Words from a public seed: what non-private runs and ``insecure_fixed_seed`` use."""
     seed = int(seed)
     if seed < 0:
@@ -94,7 +94,14 @@ def _create(path):
     return RunSecret(words, insecure=False)
 
 
-def for_run(checkpoint_dir, *, private, seed, insecure_fixed_seed=False, fresh):
+def for_run(
+    checkpoint_dir: str | os.PathLike,
+    *,
+    private: bool,
+    seed: int,
+    insecure_fixed_seed: bool = False,
+    fresh: bool,
+) -> RunSecret:
     """The run's seed words: secret for a private run, else from ``seed``.
 
     Args:

@@ -24,8 +24,9 @@ once its answer has been handed to gRPC. A camera that sends without reading
 its answers therefore stops being read (HTTP/2 flow control then stalls its
 sends), and after ``stall_timeout_s`` without a free slot while answers wait
 unsent its stream is ended with RESOURCE_EXHAUSTED (slots held by frames still
-in the engine are the server's delay and never end a stream). Before, its answers queued without limit (94 MB for
-300,000 junk messages in 32 s). Cost: one semaphore operation per message.
+in the engine are the server's delay and never end a stream). Before, its
+answers queued without limit (94 MB for 300,000 junk messages in 32 s). Cost:
+one semaphore operation per message.
 
 Access (issue 16): a camera must be in ``known_cameras`` and its
 certificate's serial must not be in ``revoked_serials`` (the CRL
@@ -289,6 +290,13 @@ class AnalysisService:
         self.engine.stats["streams_exhausted"] += 1
         session.close(status=(grpc.StatusCode.RESOURCE_EXHAUSTED, details))
         _end_call(context, grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+
+    def handle_bytes(self, session, data):
+        """What the stream does with one untrusted message: parse (``parse_request``, gRPC's
+        deserializer), validate, queue. Returns the immediate response, or None once queued.
+        The entry point of the fuzz tests (tests/test_fuzz_wire.py): for any bytes it must
+        return None or an error with a named, final code, and never raise."""
+        return self._handle(session, parse_request(data))
 
     def _handle(self, session, parsed):
         if isinstance(parsed, wire.WireError):

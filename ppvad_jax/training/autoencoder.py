@@ -54,33 +54,8 @@ def make_batch_losses(model):
     return batch_losses
 
 
-def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
-    """The jitted ``train_step(state, batch, is_padding) -> (state, metrics)``.
-
-    ``plan``: the run's ``privacy.plan.DpPlan`` (None when not private). The metrics include
-    statistics of the batch (loss, real units, clipped fraction, non-finite units): private
-    data, which the loop publishes only for non-private runs.
-    """
-    if config.grad_method not in ("layerwise", "autodiff"):
-        raise ValueError(f"grad_method must be 'layerwise' or 'autodiff', got {config.grad_method!r}")
-    layerwise = config.grad_method == "layerwise"
-    plain_method = config.get("plain_grad_method", "autodiff")
-    if plain_method not in ("layerwise", "autodiff"):
-        raise ValueError(f"plain_grad_method must be 'layerwise' or 'autodiff', got {plain_method!r}")
-    if private and plan is None:
-        raise ValueError("a private step needs its DpPlan")
-    # vmap(grad) over a sharded batch: XLA (jax/jaxlib 0.10.2, CPU) computes wrong per-example
-    # kernel gradients for lax.conv_general_dilated (tests/repro_vmap_sharded_conv.py, ~100%
-    # error). The autoencoder never differentiates a lax convolution with respect to its kernel:
-    # tap_conv's and phase_conv_transpose's kernel gradients are matrix products, and the 8-device
-    # check (tests/multidevice_dp_check.py) confirms autodiff DP agrees with 1 device. A model
-    # that used lax convolutions would need that check rerun before trusting autodiff here.
-    batch_losses = make_batch_losses(model)
-    rows_per_unit = config.dp.frames_per_video if config.dp.unit == "video" else 1
-    if layerwise:
-        unit_grads_fn = per_example.layerwise_grads_fn(batch_losses, rows_per_unit)
-    else:
-        unit_grads_fn = clipping.vmap_grads_fn(lambda params, unit: batch_losses(params, unit[None])[0])
+def _dp_grads_fn(plan, unit_grads_fn, noise_key, microbatch_size):
+    """The private gradient: the plan's clipped sum, one noise draw per step, / the expected batch."""
 
     def dp_grads(params, batch, is_padding, step, noise_multiplier):
         grads, clip = plan.noisy_gradient(
@@ -90,7 +65,7 @@ def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
             is_padding,
             jax.random.fold_in(noise_key, step),  # replicated: the same noise on every device
             noise_multiplier=noise_multiplier,
-            microbatch_size=config.dp.microbatch_size,
+            microbatch_size=microbatch_size,
         )
         metrics = {
             "loss": clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1),
@@ -99,6 +74,12 @@ def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
             "nonfinite": clip.num_nonfinite,
         }
         return grads, metrics
+
+    return dp_grads
+
+
+def _plain_grads_fn(batch_losses, plain_method, rows_per_unit):
+    """The non-private gradient of the mean loss over real, finite units."""
 
     def plain_grads(params, batch, is_padding, step, noise_multiplier):
         del step, noise_multiplier
@@ -133,7 +114,41 @@ def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
         }
         return grads, metrics
 
-    grads_fn = dp_grads if private else plain_grads
+    return plain_grads
+
+
+def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
+    """The jitted ``train_step(state, batch, is_padding) -> (state, metrics)``.
+
+    ``plan``: the run's ``privacy.plan.DpPlan`` (None when not private). The metrics include
+    statistics of the batch (loss, real units, clipped fraction, non-finite units): private
+    data, which the loop publishes only for non-private runs.
+    """
+    if config.grad_method not in ("layerwise", "autodiff"):
+        raise ValueError(f"grad_method must be 'layerwise' or 'autodiff', got {config.grad_method!r}")
+    layerwise = config.grad_method == "layerwise"
+    plain_method = config.get("plain_grad_method", "autodiff")
+    if plain_method not in ("layerwise", "autodiff"):
+        raise ValueError(f"plain_grad_method must be 'layerwise' or 'autodiff', got {plain_method!r}")
+    if private and plan is None:
+        raise ValueError("a private step needs its DpPlan")
+    # vmap(grad) over a sharded batch: XLA (jax/jaxlib 0.10.2, CPU) computes wrong per-example
+    # kernel gradients for lax.conv_general_dilated (tests/repro_vmap_sharded_conv.py, ~100%
+    # error). The autoencoder never differentiates a lax convolution with respect to its kernel:
+    # tap_conv's and phase_conv_transpose's kernel gradients are matrix products, and the 8-device
+    # check (tests/multidevice_dp_check.py) confirms autodiff DP agrees with 1 device. A model
+    # that used lax convolutions would need that check rerun before trusting autodiff here.
+    batch_losses = make_batch_losses(model)
+    rows_per_unit = config.dp.frames_per_video if config.dp.unit == "video" else 1
+    if layerwise:
+        unit_grads_fn = per_example.layerwise_grads_fn(batch_losses, rows_per_unit)
+    else:
+        unit_grads_fn = clipping.vmap_grads_fn(lambda params, unit: batch_losses(params, unit[None])[0])
+
+    if private:
+        grads_fn = _dp_grads_fn(plan, unit_grads_fn, noise_key, config.dp.microbatch_size)
+    else:
+        grads_fn = _plain_grads_fn(batch_losses, plain_method, rows_per_unit)
 
     def train_step(state, batch, is_padding, noise_multiplier):
         grads, metrics = grads_fn(state.params, batch, is_padding, state.step, noise_multiplier)

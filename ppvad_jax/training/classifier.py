@@ -551,6 +551,44 @@ def _standardization(train_features, train_bags, train_ids, use_bag):
     }
 
 
+def _export_spec(config, *, streams, use_bag, backbone, detector):
+    """What the server needs to rebuild the classifier from its export (``two_stream.load_export``)."""
+    return {
+        "variant": config.variant,
+        "streams": streams,
+        "use_bag": use_bag,
+        "head_width": config.head_width,
+        "norm": backbone.spec["norm"],
+        "preprocessing": backbone.spec["preprocessing"],
+        "size": config.input_size,
+        "standardize": bool(config.standardize_features),
+        "bag_classes": list(detector.classes),
+        "detector": dict(config.detector),
+        "backbone_random_init": bool(backbone.random_init),
+        "frame_resize": "cv2.INTER_AREA from the reconstruction (and flow image) to size x size",
+    }
+
+
+def _save_predictions(workdir, confidence, test):
+    """``predictions.npz``: what ``evaluation.anomaly_report`` scores."""
+    np.savez(
+        workdir / "predictions.npz", confidence=confidence, labels=test["labels"],
+        video_index=test["video_index"], frame_index=test["frame_index"], videos=np.asarray(test["videos"]),
+        video_is_anomalous=np.asarray([ucf_layout.video_class(v) != "Normal" for v in test["videos"]]),
+    )  # fmt: skip
+
+
+def _provenance(config, backbone, ae_metrics):
+    """Where the classifier's weights and inputs came from, for metrics.json."""
+    return {
+        "backbone": {k: v for k, v in backbone.spec.items() if k != "sha256"},
+        "backbone_random_init": bool(backbone.random_init),
+        "detector": config.detector.backend,
+        "autoencoder_workdir": str(config.autoencoder_workdir) if config.autoencoder_workdir else None,
+        "autoencoder_privacy": {k: ae_metrics.get(k) for k in _AE_PRIVACY_KEYS} if ae_metrics else None,
+    }
+
+
 def train_and_evaluate(config, workdir):
     """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable."""
     workdir = pathlib.Path(workdir)
@@ -714,28 +752,10 @@ def train_and_evaluate(config, workdir):
         )  # fmt: skip
     confidence = np.asarray(jax.nn.sigmoid(logits), np.float32)
     two_stream.export(
-        workdir / "export",
-        {"params": params, **stats},
-        {
-            "variant": config.variant,
-            "streams": streams,
-            "use_bag": use_bag,
-            "head_width": config.head_width,
-            "norm": backbone.spec["norm"],
-            "preprocessing": backbone.spec["preprocessing"],
-            "size": config.input_size,
-            "standardize": bool(config.standardize_features),
-            "bag_classes": list(detector.classes),
-            "detector": dict(config.detector),
-            "backbone_random_init": bool(backbone.random_init),
-            "frame_resize": "cv2.INTER_AREA from the reconstruction (and flow image) to size x size",
-        },
-    )
-    np.savez(
-        workdir / "predictions.npz", confidence=confidence, labels=test["labels"],
-        video_index=test["video_index"], frame_index=test["frame_index"], videos=np.asarray(test["videos"]),
-        video_is_anomalous=np.asarray([ucf_layout.video_class(v) != "Normal" for v in test["videos"]]),
+        workdir / "export", {"params": params, **stats},
+        _export_spec(config, streams=streams, use_bag=use_bag, backbone=backbone, detector=detector),
     )  # fmt: skip
+    _save_predictions(workdir, confidence, test)
     steps = sum(r["steps"] for r in records.values())
     metrics = {
         "variant": config.variant,
@@ -746,11 +766,7 @@ def train_and_evaluate(config, workdir):
         "test_frames": int(len(confidence)),
         "phases": records,
         "steps": steps,
-        "backbone": {k: v for k, v in backbone.spec.items() if k != "sha256"},
-        "backbone_random_init": bool(backbone.random_init),
-        "detector": config.detector.backend,
-        "autoencoder_workdir": str(config.autoencoder_workdir) if config.autoencoder_workdir else None,
-        "autoencoder_privacy": {k: ae_metrics.get(k) for k in _AE_PRIVACY_KEYS} if ae_metrics else None,
+        **_provenance(config, backbone, ae_metrics),
         **privacy_report(
             config,
             private=private,

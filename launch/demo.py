@@ -38,8 +38,9 @@ from configs import ucf_crime2local as data_config
 from ppvad_jax.data import dataset_report, errors, prepare, ucf_layout
 from ppvad_jax.data.synthetic import world
 from ppvad_jax.evaluation import anomaly_report, auc_comparison, privacy_report, roc
+from ppvad_jax.pipelines.sweep import run, store
 from ppvad_jax.training import autoencoder as ae_trainer
-from ppvad_jax.training import classifier, classifier_inputs, public_pretrain, sweep
+from ppvad_jax.training import classifier, classifier_inputs, public_pretrain
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where everything is written.")
 _NUM_VIDEOS = flags.DEFINE_integer("num_videos", 45, "Synthetic videos (about 40% normal).")
@@ -233,10 +234,10 @@ def noise_sweep(workdir, root):
         f"{_SWEEP_STEPS.value} steps each at {SWEEP_SIZE[0]}x{SWEEP_SIZE[1]} -> {sweep_dir}"
     )
     try:
-        result = sweep.run_sweep(config, sweep_dir, parallel=1)
-    except sweep.StalePointError:  # points of an older demo (other widths or start): keep them, redo
+        result = run.run_sweep(config, sweep_dir, parallel=1)
+    except store.StalePointError:  # points of an older demo (other widths or start): keep them, redo
         _move_aside(sweep_dir)
-        result = sweep.run_sweep(config, sweep_dir, parallel=1)
+        result = run.run_sweep(config, sweep_dir, parallel=1)
     return sweep_dir, result
 
 

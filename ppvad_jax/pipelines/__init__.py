@@ -1,0 +1,8 @@
+"""Pipelines: jobs that run several trainers and evaluations and write their joint reports.
+
+This layer sits above ``training``, ``serving`` and ``evaluation`` (which never
+import it) and below ``launch``, whose entry points only parse flags and call
+one function here:
+- ``sweep``: the noise-multiplier sweep, one autoencoder per point, each point
+  trained, measured and recorded in its own directory (``launch.sweep``).
+"""

@@ -4,5 +4,7 @@ This layer sits above ``training``, ``serving`` and ``evaluation`` (which never
 import it) and below ``launch``, whose entry points only parse flags and call
 one function here:
 - ``sweep``: the noise-multiplier sweep, one autoencoder per point, each point
-  trained, measured and recorded in its own directory (``launch.sweep``).
+  trained, measured and recorded in its own directory (``launch.sweep``);
+- ``demo``: the main job's stages on a synthetic world, each taking the demo
+  config (``launch.demo``, ``configs/demo.py``).
 """

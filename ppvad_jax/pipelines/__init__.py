@@ -6,5 +6,7 @@ one function here:
 - ``sweep``: the noise-multiplier sweep, one autoencoder per point, each point
   trained, measured and recorded in its own directory (``launch.sweep``);
 - ``demo``: the main job's stages on a synthetic world, each taking the demo
-  config (``launch.demo``, ``configs/demo.py``).
+  config (``launch.demo``, ``configs/demo.py``);
+- ``privacy_report``: one video through an exported autoencoder, measured
+  (``launch.privacy_report``; its pieces are ``evaluation.privacy_report``).
 """

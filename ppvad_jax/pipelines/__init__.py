@@ -8,5 +8,7 @@ one function here:
 - ``demo``: the main job's stages on a synthetic world, each taking the demo
   config (``launch.demo``, ``configs/demo.py``);
 - ``privacy_report``: one video through an exported autoencoder, measured
-  (``launch.privacy_report``; its pieces are ``evaluation.privacy_report``).
+  (``launch.privacy_report``; its pieces are ``evaluation.privacy_report``);
+- ``table1``: the paper's Table 1 variants and its Figure 10 comparison
+  (``launch.reproduce_table1``).
 """

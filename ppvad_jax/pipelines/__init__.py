@@ -10,5 +10,7 @@ one function here:
 - ``privacy_report``: one video through an exported autoencoder, measured
   (``launch.privacy_report``; its pieces are ``evaluation.privacy_report``);
 - ``table1``: the paper's Table 1 variants and its Figure 10 comparison
-  (``launch.reproduce_table1``).
+  (``launch.reproduce_table1``);
+- ``benchmarks``: the timing jobs behind ``launch.benchmark_backbone``,
+  ``benchmark_detector``, ``benchmark_dp`` and ``benchmark_sas``.
 """

@@ -2,7 +2,17 @@
 # The main job on the embedded default: sets up (or reuses) .venv, then runs the
 # demo on a synthetic world and prints where the report is.
 #   bash launch/demo.sh [--workdir=runs/demo] [--num_videos=21] ...
+# Each --NAME=VALUE is the field NAME of configs/demo.py (passed on as
+# --config.NAME=VALUE); --config.NAME=VALUE and --config=FILE pass unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/setup_venv.sh requirements.txt
-exec .venv/bin/python -m launch.demo "$@"
+args=()
+for arg in "$@"; do
+  case "$arg" in
+    --config=* | --config.*) args+=("$arg") ;;
+    --*=*) args+=("--config.${arg#--}") ;;
+    *) args+=("$arg") ;;
+  esac
+done
+exec .venv/bin/python -m launch.demo --config=configs/demo.py ${args[@]+"${args[@]}"}

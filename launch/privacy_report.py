@@ -8,7 +8,7 @@ face_detection_rate, ssim, psnr, mse, re-identification, the latents' norms,
 the latent-DP epsilon when --latent_ldp_noise > 0, the training epsilon from
 ae_workdir/metrics.json when that file exists) and writes it with a
 side-by-side PNG under --output_dir (default ae_workdir/privacy_report).
-What is measured: ``ppvad_jax/evaluation/privacy_report.py``.
+What is measured: ``ppvad_jax/pipelines/privacy_report.py``.
 """
 
 import json
@@ -17,8 +17,9 @@ import sys
 from absl import app, flags
 
 from ppvad_jax.data import errors
-from ppvad_jax.evaluation import faces, privacy_report, reidentification
-from ppvad_jax.privacy import latent_ldp
+from ppvad_jax.evaluation import faces, reidentification
+from ppvad_jax.pipelines import privacy_report as report_pipeline
+from ppvad_jax.privacy import accounting, latent_ldp
 
 _WORKDIR = flags.DEFINE_string("ae_workdir", None, "Autoencoder workdir (with export/).", required=True)
 _VIDEO = flags.DEFINE_string("video", None, "Any video file OpenCV can read.", required=True)
@@ -45,7 +46,7 @@ def main(argv):
             l2_bound=_LDP_BOUND.value,
             delta=_LDP_DELTA.value,
         )
-        report = privacy_report.run(
+        report = report_pipeline.run(
             ae_workdir=_WORKDIR.value,
             video=_VIDEO.value,
             max_frames=_MAX_FRAMES.value,
@@ -59,7 +60,7 @@ def main(argv):
         )
     except (FileNotFoundError, errors.DataError, ValueError) as e:
         sys.exit(f"error: {e}")
-    print(json.dumps(privacy_report.json_safe(report), indent=2))
+    print(json.dumps(accounting.json_safe(report), indent=2))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Rerunning with the same workdir skips finished points and resumes the others.
 ``--parallel=N`` runs N points at once in spawned processes (pinned one per GPU
 when there are GPUs); by default one process per GPU on a multi-GPU machine,
 else one point at a time in this process. Writes W/results.csv, W/results.md,
-W/epsilon_plan.md, W/timing.json and plots (``ppvad_jax/training/sweep.py``); compiled
+W/epsilon_plan.md, W/timing.json and plots (``ppvad_jax/pipelines/sweep/``); compiled
 programs are cached in W/xla_cache.
 """
 
@@ -20,7 +20,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from ppvad_jax.training import sweep
+from ppvad_jax.pipelines.sweep import run
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "The sweep's directory (points under W/points).", required=True
@@ -43,7 +43,7 @@ def main(argv):
     if _CACHE.value:  # on CPU a DP step of the paper's model compiles for about a minute
         jax.config.update("jax_compilation_cache_dir", str(pathlib.Path(_WORKDIR.value) / _CACHE.value))
     try:
-        summary = sweep.run_sweep(_CONFIG.value, _WORKDIR.value, parallel=_PARALLEL.value)
+        summary = run.run_sweep(_CONFIG.value, _WORKDIR.value, parallel=_PARALLEL.value)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     timing = summary["timing"]

@@ -48,13 +48,15 @@ def test_same_scores_are_not_clearly_better_and_inputs_are_checked():
 
 
 def test_the_demo_report_says_clear_only_when_the_interval_excludes_zero():
-    from launch import demo
+    from ppvad_jax.pipelines.demo import report as demo_report
 
     labels, good, poor, video = _world(2)
     ahead = auc_comparison.paired_video_bootstrap(labels, good, poor, video, replicates=100).as_dict()
-    assert ahead["a_clearly_better"] and "the classifier is clearly ahead" in demo._comparison_line(ahead)
+    assert ahead["a_clearly_better"] and "the classifier is clearly ahead" in demo_report.comparison_line(
+        ahead
+    )
     behind = auc_comparison.paired_video_bootstrap(labels, poor, good, video, replicates=100).as_dict()
-    assert "motion energy is clearly ahead" in demo._comparison_line(behind)
+    assert "motion energy is clearly ahead" in demo_report.comparison_line(behind)
     tie = dict(ahead, low=-0.1, high=0.2, a_clearly_better=False)
-    assert "not a clear difference" in demo._comparison_line(tie)
-    assert demo._comparison_line(None) == ""
+    assert "not a clear difference" in demo_report.comparison_line(tie)
+    assert demo_report.comparison_line(None) == ""

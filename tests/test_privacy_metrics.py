@@ -17,6 +17,7 @@ from sklearn import metrics as sk_metrics
 from ppvad_jax.data import errors, video_io
 from ppvad_jax.evaluation import faces, membership, privacy_report, reidentification
 from ppvad_jax.models import autoencoder, autoencoder_io
+from ppvad_jax.pipelines import privacy_report as report_pipeline
 from ppvad_jax.privacy import latent_ldp
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -289,7 +290,7 @@ def report_inputs(tmp_path_factory):
 
 def test_privacy_report_end_to_end(report_inputs, tmp_path):
     workdir, video, _ = report_inputs
-    report = privacy_report.run(
+    report = report_pipeline.run(
         ae_workdir=workdir,
         video=video,
         max_frames=4,
@@ -331,7 +332,7 @@ def test_privacy_report_with_latent_ldp_and_without_metrics(report_inputs, tmp_p
     for name in ("encoder.msgpack", "decoder.msgpack", "spec.json"):
         (bare / "export" / name).write_bytes((workdir / "export" / name).read_bytes())
     ldp = latent_ldp.LatentLdpConfig(enabled=True, l2_bound=1.0, noise_multiplier=2.0)
-    report = privacy_report.run(
+    report = report_pipeline.run(
         ae_workdir=bare, video=video, max_frames=2, ldp_config=ldp, face_backends=("haar",), reid_features=()
     )
     assert report["autoencoder_training_privacy"] is None
@@ -346,7 +347,7 @@ def test_privacy_report_errors_name_what_is_wrong(report_inputs, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         privacy_report.export_spec(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no exported autoencoder"):
-        privacy_report.run(ae_workdir=tmp_path, video=video)
+        report_pipeline.run(ae_workdir=tmp_path, video=video)
     with pytest.raises(errors.VideoReadError, match="corrupt.avi"):
         privacy_report.read_video(corrupt, size=(HEIGHT, WIDTH))
     with pytest.raises(errors.VideoReadError, match="missing.avi"):

@@ -1,8 +1,12 @@
 """The noise sweep end to end on a tiny prepared dataset: epsilon plan, results, resume, failures, plots."""
 
+import contextlib
 import csv
+import io
 import json
+import types
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -10,8 +14,8 @@ from configs import sweep_noise
 from ppvad_jax.data import public_images
 from ppvad_jax.evaluation import sweep_report
 from ppvad_jax.models import autoencoder_io
+from ppvad_jax.pipelines.sweep import execute, grid, run, store, workers
 from ppvad_jax.privacy import accounting, latent_ldp
-from ppvad_jax.training import sweep
 from tests import autoencoder_support
 
 
@@ -32,27 +36,27 @@ def tiny_sweep(dataset_dir, *, optimizers=("adam", "dpadam"), noise_multipliers=
 
 def test_grid_adam_once_overrides_and_clear_errors(tmp_path):
     config = sweep_noise.get_config()
-    names = [p.name for p in sweep.grid(config)]
+    names = [p.name for p in grid.grid(config)]
     assert len(names) == 1 + 3 * 5 and names[0] == "adam" and "dpadagrad_nm0.25" in names
     config.optimizers = ("dpsgd,dpadam",)  # what --config.optimizers=dpsgd,dpadam gives
     config.noise_multipliers = (0.5,)
-    points = sweep.grid(config)
+    points = grid.grid(config)
     assert [p.name for p in points] == ["dpsgd_nm0.5", "dpadam_nm0.5"]
     assert points[1].config.optimizer == "dpadam" and points[1].config.dp.noise_multiplier == 0.5
     assert config.autoencoder.dp.noise_multiplier == 1.0  # the base is not modified
     config.optimizers = ("sgd",)
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
-        sweep.grid(config)
+        grid.grid(config)
     config.optimizers = ("dpsgd",)
     config.noise_multipliers = (-1.0,)
     with pytest.raises(ValueError, match="noise multipliers must be finite and >= 0"):
-        sweep.grid(config)
+        grid.grid(config)
     config.noise_multipliers = (1.0,)
     with pytest.raises(ValueError, match="dataset_dir"):
-        sweep.run_sweep(config, tmp_path, parallel=1)
+        run.run_sweep(config, tmp_path, parallel=1)
     config.autoencoder.data.dataset_dir = str(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        sweep.run_sweep(config, tmp_path, parallel=1)
+        run.run_sweep(config, tmp_path, parallel=1)
 
 
 def test_classifier_config_of_a_point(tmp_path):
@@ -60,50 +64,136 @@ def test_classifier_config_of_a_point(tmp_path):
     config = sweep_noise.get_config("runlocal=True")
     config.autoencoder.data.dataset_dir = "data/d"
     config.classifier.config.phase1.max_epochs = 2  # what --config.classifier.config.phase1... sets
-    point = sweep.grid(config)[0]
-    cls, workdir = sweep.classifier_config(tmp_path / "adam", point.config, config)
+    point = grid.grid(config)[0]
+    cls, workdir = execute.classifier_config(tmp_path / "adam", point.config, config)
     assert cls.autoencoder_workdir == str(tmp_path / "adam") and cls.data.dataset_dir == "data/d"
     assert cls.phase1.max_epochs == 2 and cls.input_size == 112  # runlocal's classifier
     assert workdir.parent == tmp_path / "adam" and workdir.name.startswith("classifier_")
     config.classifier.config.phase1.max_epochs = 3
-    assert sweep.classifier_config(tmp_path / "adam", point.config, config)[1] != workdir
+    assert execute.classifier_config(tmp_path / "adam", point.config, config)[1] != workdir
 
 
 def test_device_probe_and_worker_slots():
     """The probe a GPU machine runs before pinning workers (here it finds the CPU)."""
-    assert sweep.probe_devices() == ("cpu", 1)
-    assert sweep.worker_slots(1)["slots"] is None
-    assert sweep.worker_slots(None)["slots"] is None  # CPU only: one point at a time, in-process
-    assert sweep.worker_slots(3)["slots"] == [{}, {}, {}]
+    assert workers.probe_devices() == ("cpu", 1)
+    assert workers.worker_slots(1)["slots"] is None
+    assert workers.worker_slots(None)["slots"] is None  # CPU only: one point at a time, in-process
+    assert workers.worker_slots(3)["slots"] == [{}, {}, {}]
     with pytest.raises(ValueError, match="parallel must be >= 1"):
-        sweep.worker_slots(0)
+        workers.worker_slots(0)
 
 
-@pytest.mark.slow
-def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dataset_dir, tmp_path, capsys):
+def test_a_field_added_since_a_point_ran_differs_only_when_set():
+    stored = {"learning_rate": 1e-3, "dp": {"noise_multiplier": 1.0}}
+    same = {"learning_rate": 1e-3, "init_from": "", "dp": {"noise_multiplier": 1.0, "unit": None}}
+    assert list(store.config_diff(stored, same)) == []
+    started = {**same, "init_from": "runs/ae_public", "new": {"a": 0, "b": 2}}
+    assert list(store.config_diff(stored, started)) == ["init_from", "new.b"]
+    assert list(store.config_diff(stored, {**same, "learning_rate": 3e-3})) == ["learning_rate"]
+
+
+# --- One sweep, run three times, shared by the tests below -------------------------------------
+#
+# Building it costs most of this file's time (three tiny trainings, their privacy measurements,
+# two spawned workers): the fixture runs it once per module and keeps what each run left, so each
+# test below checks one behaviour without paying for a sweep of its own.
+
+POINTS = ("adam", "dpadam_nm0.5", "dpadam_nm1")
+
+
+def _printed_run(config, workdir, parallel):
+    """``run_sweep`` with its default ``log=print``; returns (summary, what it printed)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        summary = run.run_sweep(config, workdir, parallel=parallel)
+    return summary, out.getvalue()
+
+
+def _files(workdir):
+    """What a run left at the top of the sweep's directory: tables, timing, plot sizes."""
+    with open(workdir / "results.csv") as f:
+        csv_rows = {r["point"]: r for r in csv.DictReader(f)}
+    pngs = ("utility_vs_epsilon.png", "privacy_vs_epsilon.png", "reconstructions.png")
+    return types.SimpleNamespace(
+        csv_rows=csv_rows,
+        md=(workdir / "results.md").read_text(),
+        plan_md=(workdir / "epsilon_plan.md").read_text(),
+        timing=json.loads((workdir / "timing.json").read_text()),
+        png_sizes={png: (workdir / png).stat().st_size for png in pngs},
+        published="".join(f.read_text() for f in workdir.glob("*.*") if f.suffix in (".json", ".md", ".csv")),
+    )
+
+
+def _metrics_stamps(points):
+    return {name: (points / name / "metrics.json").stat().st_mtime_ns for name in ("adam", "dpadam_nm1")}
+
+
+@pytest.fixture(scope="module")
+def sweep_runs(dataset_dir, tmp_path_factory):
+    """A first run (one point fails on a corrupt metrics.json), a second adding a latent-LDP level in
+    two spawned workers, a third that skips what is finished; what each left behind."""
+    workdir = tmp_path_factory.mktemp("sweep")
+    points = workdir / "points"
     config = tiny_sweep(dataset_dir)
-    points = tmp_path / "points"
     # One point fails: an earlier run left it a corrupt metrics.json beside its export.
     broken = points / "dpadam_nm0.5"
     (broken / "export").mkdir(parents=True)
     (broken / "export" / "spec.json").write_text("{}")
     (broken / "metrics.json").write_text("{truncated")
-    summary = sweep.run_sweep(config, tmp_path, parallel=1)
-    out = capsys.readouterr().out
-    # The epsilon table is printed before any training, and says what the trainer then reports.
-    assert out.index("Epsilon planned for each point") < out.index("[1/3] adam")
-    plans = {p["point"]: p for p in json.loads((tmp_path / "epsilon_plan.json").read_text())["points"]}
-    assert set(plans) == {"adam", "dpadam_nm0.5", "dpadam_nm1"}
-    metrics = json.loads((points / "dpadam_nm1" / "metrics.json").read_text())
-    assert (points / "dpadam_nm1" / "metrics.json").stat().st_mtime > (
-        tmp_path / "epsilon_plan.json"
-    ).stat().st_mtime
-    assert metrics["steps"] == plans["dpadam_nm1"]["planned_steps"] == 2
+    summary, out = _printed_run(config, workdir, 1)
+    first = types.SimpleNamespace(
+        summary=summary,
+        out=out,
+        files=_files(workdir),
+        plans={p["point"]: p for p in json.loads((workdir / "epsilon_plan.json").read_text())["points"]},
+        plan_mtime=(workdir / "epsilon_plan.json").stat().st_mtime,
+        metrics=json.loads((points / "dpadam_nm1" / "metrics.json").read_text()),
+        metrics_mtime=(points / "dpadam_nm1" / "metrics.json").stat().st_mtime,
+        stamps=_metrics_stamps(points),
+    )
+    # Adding a latent-LDP level re-measures the finished points (one more row each) without
+    # retraining, here in two spawned worker processes (the CPU --parallel path).
+    config.latent_ldp.noise_multipliers = (4.0,)
+    summary = run.run_sweep(config, workdir, parallel=2)
+    ldp = types.SimpleNamespace(
+        rows=summary["rows"],
+        files=_files(workdir),
+        stamps=_metrics_stamps(points),
+        adam_log_size=(points / "adam" / "log.txt").stat().st_size,
+        broken_error=json.loads((broken / "error.json").read_text()),
+        error_time=(broken / "error.json").stat().st_mtime_ns,
+    )
+    # A rerun skips finished points and retries the failed one.
+    _, out = _printed_run(config, workdir, 1)
+    rerun = types.SimpleNamespace(
+        out=out,
+        stamps=_metrics_stamps(points),
+        error_time=(broken / "error.json").stat().st_mtime_ns,
+        timing=json.loads((workdir / "timing.json").read_text()),
+    )
+    return types.SimpleNamespace(
+        workdir=workdir, points=points, config=config, first=first, ldp=ldp, rerun=rerun
+    )
+
+
+@pytest.mark.slow
+def test_epsilon_table_is_printed_before_training_and_is_what_the_trainer_reports(sweep_runs):
+    first = sweep_runs.first
+    assert first.out.index("Epsilon planned for each point") < first.out.index("[1/3] adam")
+    assert set(first.plans) == set(POINTS)
+    assert first.metrics_mtime > first.plan_mtime
+    metrics, plan = first.metrics, first.plans["dpadam_nm1"]
+    assert metrics["steps"] == plan["planned_steps"] == 2
     for key in ("epsilon_rdp", "epsilon_pld", "delta", "sampling_rate"):
-        assert metrics[key] == plans["dpadam_nm1"][key], key
-    assert f"| {metrics['epsilon_pld']:.4g} |" in out
-    # Independent of the plan: the bare subsampled Gaussian at the config's own numbers.
-    ae = config.autoencoder
+        assert metrics[key] == plan[key], key
+    assert f"| {metrics['epsilon_pld']:.4g} |" in first.out
+
+
+@pytest.mark.slow
+def test_point_epsilon_is_the_bare_subsampled_gaussian_at_the_configs_numbers(sweep_runs):
+    """Independent of the plan: ``privacy.accounting`` called here on the config's own q, steps, delta."""
+    metrics, plans = sweep_runs.first.metrics, sweep_runs.first.plans
+    ae = sweep_runs.config.autoencoder
     q = ae.dp.expected_batch_size / metrics["train_units"]
     delta = ae.dp.delta or accounting.default_delta(metrics["train_units"])
     want = accounting.epsilon_pld(accounting.DpParams(1.0, q, 2, delta))
@@ -114,17 +204,22 @@ def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dat
         plans["adam"]["epsilon_pld"] is None and plans["dpadam_nm0.5"]["epsilon_pld"] > metrics["epsilon_pld"]
     )
 
-    # Issue 15, item 8: the private point drew its own secret, which no sweep output repeats;
-    # the non-private one has none.
+
+@pytest.mark.slow
+def test_private_point_draws_a_secret_that_no_sweep_output_repeats(sweep_runs):
+    """The private point has its own secret (the non-private one none), absent from what is published."""
+    points = sweep_runs.points
     words = json.loads((points / "dpadam_nm1" / "checkpoints" / "dp_secret.json").read_text())["words"]
     assert not (points / "adam" / "checkpoints" / "dp_secret.json").exists()
-    published = "".join(f.read_text() for f in tmp_path.glob("*.*") if f.suffix in (".json", ".md", ".csv"))
+    published = sweep_runs.first.files.published
     assert published and not any(str(w) in published for w in words if w > 10**6)
 
-    # Every point and every column; the failing point is recorded with its error, the others finish.
-    with open(tmp_path / "results.csv") as f:
-        rows = {r["point"]: r for r in csv.DictReader(f)}
-    assert set(rows) == set(plans) and list(next(iter(rows.values()))) == list(sweep_report.COLUMNS)
+
+@pytest.mark.slow
+def test_a_failing_point_is_recorded_with_its_error_and_the_others_finish(sweep_runs):
+    rows = sweep_runs.first.files.csv_rows
+    assert set(rows) == set(sweep_runs.first.plans)
+    assert list(next(iter(rows.values()))) == list(sweep_report.COLUMNS)
     assert rows["dpadam_nm0.5"]["status"] == "failed"
     assert "metrics.json is not valid JSON" in rows["dpadam_nm0.5"]["error"]
     for name in ("adam", "dpadam_nm1"):
@@ -133,12 +228,18 @@ def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dat
         assert 0 < float(row["ssim"]) <= 1 and float(row["mse"]) > 0 and float(row["psnr"]) > 0
         assert 0 <= float(row["mia_auc"]) <= 1 and 0 <= float(row["reid_top1"]) <= 1
         assert int(row["faces_original"]) > 0 and row["face_detection_rate"] != ""
+
+
+@pytest.mark.slow
+def test_results_tables_plots_and_timing_of_the_first_run(sweep_runs):
+    first = sweep_runs.first
+    rows, metrics = first.files.csv_rows, first.metrics
     # The CSV keeps 6 significant digits (sweep_report: format ".6g").
     assert float(rows["dpadam_nm1"]["epsilon_pld"]) == pytest.approx(metrics["epsilon_pld"], rel=1e-5)
     assert rows["adam"]["epsilon_pld"] == "" and "not private" in rows["adam"]["accountant"]
     assert "per frame" in rows["dpadam_nm1"]["accountant"]
-    md = (tmp_path / "results.md").read_text()
-    assert all(f"| {name} |" in md for name in plans) and "not valid JSON" in md
+    md = first.files.md
+    assert all(f"| {name} |" in md for name in first.plans) and "not valid JSON" in md
     headers = (
         "eps PLD",
         "eps RDP",
@@ -151,18 +252,18 @@ def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dat
         "MIA AUC",
     )
     assert all(f" {h} |" in md for h in (*headers, "FL-AUC", "VL-F1", "accountant / unit"))
-    for png in ("utility_vs_epsilon.png", "privacy_vs_epsilon.png", "reconstructions.png"):
-        assert (tmp_path / png).stat().st_size > 5000, png
-    timing = json.loads((tmp_path / "timing.json").read_text())
+    for png, size in first.files.png_sizes.items():
+        assert size > 5000, png
+    timing = first.files.timing
     assert timing["points_run"] == 3 and timing["one_by_one_seconds"] > 0
-    assert summary["timing"]["sweep_wall_seconds"] >= timing["points_wall_seconds"]
+    assert first.summary["timing"]["sweep_wall_seconds"] >= timing["points_wall_seconds"]
 
-    # Adding a latent-LDP level re-measures the finished points (one more row each) without
-    # retraining, here in two spawned worker processes (the CPU --parallel path).
-    stamps = {name: (points / name / "metrics.json").stat().st_mtime_ns for name in ("adam", "dpadam_nm1")}
-    config.latent_ldp.noise_multipliers = (4.0,)
-    rows = sweep.run_sweep(config, tmp_path, parallel=2)["rows"]
-    assert {n: (points / n / "metrics.json").stat().st_mtime_ns for n in stamps} == stamps
+
+@pytest.mark.slow
+def test_a_latent_ldp_level_remeasures_finished_points_without_retraining_in_two_workers(sweep_runs):
+    ldp = sweep_runs.ldp
+    assert ldp.stamps == sweep_runs.first.stamps
+    rows = ldp.rows
     assert [(r["point"], r["latent_ldp_noise"], r["status"]) for r in rows] == [
         ("adam", None, "done"), ("adam", 4.0, "done"), ("dpadam_nm0.5", None, "failed"),
         ("dpadam_nm1", None, "done"), ("dpadam_nm1", 4.0, "done"),
@@ -170,38 +271,38 @@ def test_sweep_plans_first_records_failures_resumes_in_workers_adds_ldp_rows(dat
     want = latent_ldp.epsilon(latent_ldp.LatentLdpConfig(enabled=True, noise_multiplier=4.0))["epsilon_pld"]
     assert rows[4]["latent_ldp_epsilon"] == pytest.approx(want) and rows[4]["latent_ldp_l2_bound"] > 0
     assert rows[4]["epsilon_pld"] == rows[3]["epsilon_pld"]  # the same trained autoencoder
-    # Issue 15, item 11: the published bound C is a statistic of public images, not of the
-    # private training frames: the exported encoder's median norm over public crops.
-    encode_fn, _ = autoencoder_io.load_encoder(points / "dpadam_nm1" / "export")
-    crops = public_images.random_crops(np.random.default_rng(config.privacy.seed), 64, 48, 64)
+    assert f"| 4 | 1e-05 | {want:.4g} |" in ldp.files.plan_md
+    assert "| dpadam_nm1 | 4 | done |" in ldp.files.md
+    assert ldp.files.timing["mode"] == "2 CPU processes" and ldp.files.timing["points_run"] == 3
+    assert {p["worker"] for p in ldp.files.timing["points"].values()} == {0, 1}
+    assert ldp.adam_log_size > 0
+    assert "not valid JSON" in ldp.broken_error["error"]  # failed in a worker
+
+
+@pytest.mark.slow
+def test_the_published_latent_ldp_bound_is_a_statistic_of_public_images(sweep_runs):
+    """The bound C is the exported encoder's median latent norm over public crops, not over the
+    private training frames."""
+    row = sweep_runs.ldp.rows[4]
+    encode_fn, _ = autoencoder_io.load_encoder(sweep_runs.points / "dpadam_nm1" / "export")
+    seed = sweep_runs.config.privacy.seed
+    crops = public_images.random_crops(np.random.default_rng(seed), 64, 48, 64)
     norms = np.linalg.norm(np.asarray(encode_fn(crops.astype(np.float32) / 255)).reshape(64, -1), axis=1)
-    assert rows[4]["latent_ldp_l2_bound"] == pytest.approx(float(np.median(norms)), rel=1e-4)
-    assert f"| 4 | 1e-05 | {want:.4g} |" in (tmp_path / "epsilon_plan.md").read_text()
-    assert "| dpadam_nm1 | 4 | done |" in (tmp_path / "results.md").read_text()
-    timing = json.loads((tmp_path / "timing.json").read_text())
-    assert timing["mode"] == "2 CPU processes" and timing["points_run"] == 3
-    assert {p["worker"] for p in timing["points"].values()} == {0, 1}
-    assert (points / "adam" / "log.txt").stat().st_size > 0
-    assert "not valid JSON" in json.loads((broken / "error.json").read_text())["error"]  # failed in a worker
+    assert row["latent_ldp_l2_bound"] == pytest.approx(float(np.median(norms)), rel=1e-4)
 
-    # A rerun skips finished points and retries the failed one; nothing saved is touched.
-    error_time = (broken / "error.json").stat().st_mtime_ns
-    sweep.run_sweep(config, tmp_path, parallel=1)
-    assert "skipping 2 finished point(s): adam, dpadam_nm1" in capsys.readouterr().out
-    assert {n: (points / n / "metrics.json").stat().st_mtime_ns for n in stamps} == stamps
-    assert (broken / "error.json").stat().st_mtime_ns > error_time
-    assert json.loads((tmp_path / "timing.json").read_text())["points_run"] == 1
 
-    # A changed autoencoder config is refused before anything runs.
+@pytest.mark.slow
+def test_a_rerun_skips_finished_points_and_retries_the_failed_one(sweep_runs):
+    rerun = sweep_runs.rerun
+    assert "skipping 2 finished point(s): adam, dpadam_nm1" in rerun.out
+    assert rerun.stamps == sweep_runs.first.stamps  # nothing saved is touched
+    assert rerun.error_time > sweep_runs.ldp.error_time
+    assert rerun.timing["points_run"] == 1
+
+
+@pytest.mark.slow
+def test_a_changed_autoencoder_config_is_refused_before_anything_runs(sweep_runs):
+    config = ml_collections.ConfigDict(sweep_runs.config.to_dict())  # the fixture's stays as it ran
     config.autoencoder.schedule.max_steps = 3
     with pytest.raises(ValueError, match=r"another autoencoder config \(differs at schedule.max_steps\)"):
-        sweep.run_sweep(config, tmp_path, parallel=1)
-
-
-def test_a_field_added_since_a_point_ran_differs_only_when_set():
-    stored = {"learning_rate": 1e-3, "dp": {"noise_multiplier": 1.0}}
-    same = {"learning_rate": 1e-3, "init_from": "", "dp": {"noise_multiplier": 1.0, "unit": None}}
-    assert list(sweep._diff(stored, same)) == []
-    started = {**same, "init_from": "runs/ae_public", "new": {"a": 0, "b": 2}}
-    assert list(sweep._diff(stored, started)) == ["init_from", "new.b"]
-    assert list(sweep._diff(stored, {**same, "learning_rate": 3e-3})) == ["learning_rate"]
+        run.run_sweep(config, sweep_runs.workdir, parallel=1)

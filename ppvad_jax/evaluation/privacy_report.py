@@ -1,27 +1,13 @@
-"""What the server can still see: one video through an exported autoencoder, measured.
+"""The pieces of a privacy report on one video: the export, the video, the camera -> server path.
 
-``run(...)`` (called by ``launch.privacy_report``) reads any video OpenCV can
-decode, resizes its frames to the autoencoder's input (``export/spec.json``),
-encodes them with the camera half, optionally privatises each latent
-(``privacy.latent_ldp``), decodes with the server half, and reports:
-
-- image quality of the reconstructions (MSE, PSNR, SSIM: paper section 5.1.1);
-- faces found on originals vs reconstructions (``evaluation.faces``; the
-  paper's section 5.2.2 experiment, with the cascades standing in for DeepFace);
-- re-identification of real faces (``evaluation.reidentification``: the LFW
-  crops and the astronaut, tiled into frames of the autoencoder's size and sent
-  through the same camera -> server path);
-- the latents' L2 norms (to choose the latent-DP bound) and, when latent DP is
-  on, its per-frame epsilon;
-- the autoencoder's training epsilon as ``launch.train_autoencoder`` wrote it
-  in ``workdir/metrics.json`` (copied, never recomputed; absent if the file is).
-
-Outputs under ``output_dir``: ``privacy_report.json`` and
-``faces_side_by_side.png`` (original | reconstruction, faces boxed: green Haar,
-magenta LBP). Cost on the 2-core CPU is dominated by face detection: two
-cascades on two copies of every frame (module ``faces``), about 0.6 s per
-240x320 frame at ``upscale=1`` and 3.5 s at ``upscale=2``, almost all of it
-the LBP cascade (``face_backends=("haar",)`` drops it).
+``pipelines.privacy_report.run`` puts them together (``launch.privacy_report``):
+``export_spec`` and ``load_autoencoder`` read ``ae_workdir/export``;
+``read_video`` decodes and resizes any video OpenCV can read; ``make_path`` and
+``reconstruct_all`` send frames through the camera half, optional latent local
+DP (``privacy.latent_ldp``) and the server half; ``training_privacy`` copies the
+trainer's epsilon from ``metrics.json`` (never recomputed); ``side_by_side``
+draws original | reconstruction with every face detector's boxes.
+``evaluation.autoencoder_privacy`` uses the same path for the sweep.
 """
 
 import json
@@ -34,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppvad_jax.data import errors, video_io
-from ppvad_jax.evaluation import faces, image_quality, reidentification
+from ppvad_jax.evaluation import faces
 from ppvad_jax.models import autoencoder_io
 from ppvad_jax.privacy import latent_ldp
 
@@ -190,112 +176,4 @@ def side_by_side(originals, reconstructions, counts, *, max_rows=4, min_width=32
     return np.concatenate([x for row in rows for x in (row, spacer)][:-1])
 
 
-# --- The report -----------------------------------------------------------------------------------
-
-
-def run(
-    *,
-    ae_workdir,
-    video,
-    max_frames=64,
-    frame_stride=1,
-    output_dir=None,
-    ldp_config=None,
-    face_backends=("haar", "lbp"),
-    face_config=None,
-    reid_features=reidentification.FEATURES,
-    batch_size=8,
-    seed=0,
-):
-    """Measures one video (module docstring); returns the report dict, also written as JSON.
-
-    Args:
-      output_dir: where the JSON and PNG go; None: ``ae_workdir/privacy_report``.
-      ldp_config: a ``latent_ldp.LatentLdpConfig``; None: off.
-      face_config: a ``faces.FaceDetectorConfig``; None: its defaults.
-      reid_features: re-identification feature spaces to attack in; () skips it.
-    """
-    if not face_backends:
-        raise ValueError("face_backends is empty: name at least one (the first is the headline)")
-    ldp_config = ldp_config or latent_ldp.LatentLdpConfig()
-    face_config = face_config or faces.FaceDetectorConfig()
-    height, width = export_spec(ae_workdir)["frame_shape"][:2]
-    # The video before the model: a bad file is reported without waiting for the model to load.
-    originals = read_video(video, size=(height, width), max_frames=max_frames, frame_stride=frame_stride)
-    encode_fn, decode_fn, _ = load_autoencoder(ae_workdir)
-    reconstruct = make_path(encode_fn, decode_fn, ldp_config, jax.random.key(seed))
-    recon, norms = reconstruct_all(reconstruct, originals, batch_size=batch_size)
-
-    quality = image_quality.summarize(
-        image_quality.per_frame(jnp.asarray(originals, jnp.float32) / 255.0, jnp.asarray(recon))
-    )
-    counts = faces.count_faces(originals, recon, backends=face_backends, config=face_config)
-    by_backend = {name: c.summary() for name, c in counts.items()}
-    headline_name = face_backends[0]
-    headline = by_backend[headline_name]
-
-    report = {
-        "video": str(video),
-        "ae_workdir": str(ae_workdir),
-        "frames": int(len(originals)),
-        "frame_shape": [int(height), int(width), 3],
-        "frame_stride": frame_stride,
-        "faces_original": headline["faces_original"],
-        "faces_reconstructed": headline["faces_reconstructed"],
-        "faces_matched": headline["faces_matched"],
-        "face_detection_rate": headline["detection_rate"],
-        "matched_face_detection_rate": headline["matched_detection_rate"],
-        "face_backend": headline_name,
-        "faces_by_backend": by_backend,
-        "face_detector": {"upscale": face_config.upscale, "min_size": face_config.min_size},
-        "mse": quality["mse"],
-        "psnr": quality["psnr"],
-        "ssim": quality["ssim"],
-        "nonfinite_quality_frames": quality["ssim_nonfinite"],
-        "latent_l2_norm": {
-            "p10": float(np.percentile(norms, 10)),
-            "median": float(np.median(norms)),
-            "p90": float(np.percentile(norms, 90)),
-        },
-    }
-    if ldp_config.enabled:
-        report["latent_ldp"] = latent_ldp.epsilon(ldp_config)
-        report["latent_ldp"]["clipped_fraction"] = float(np.mean(norms > ldp_config.l2_bound))
-    else:
-        report["latent_ldp"] = {"enabled": False}
-    report["autoencoder_training_privacy"] = training_privacy(ae_workdir)
-
-    if reid_features:
-        identities = reidentification.identity_set()
-        probes = reidentification.crops_through(
-            lambda f: reconstruct_all(reconstruct, f, batch_size=batch_size)[0],
-            identities.probes,
-            (height, width, 3),
-        )
-        report["reidentification"] = {
-            "gallery": f"{identities.num_identities} identities (lfw_subset faces + astronaut), "
-            "3 augmented views each; probes through the same camera -> server path",
-            **{f: reidentification.attack(identities, probes, feature=f) for f in reid_features},
-        }
-
-    out_dir = pathlib.Path(output_dir) if output_dir else pathlib.Path(ae_workdir) / "privacy_report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png = out_dir / "faces_side_by_side.png"
-    picture = side_by_side(originals, recon, counts)
-    if not cv2.imwrite(str(png), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {png}")
-    report["side_by_side_png"] = str(png)
-    report["report_json"] = str(out_dir / "privacy_report.json")
-    (out_dir / "privacy_report.json").write_text(json.dumps(json_safe(report), indent=2))
-    return report
-
-
-def json_safe(value):
-    """JSON has no infinity or NaN: they are written as the strings "inf", "-inf", "nan"."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
+# --- JSON -----------------------------------------------------------------------------------------

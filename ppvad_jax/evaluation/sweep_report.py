@@ -1,4 +1,4 @@
-"""Reports of a noise sweep (``training.sweep``): the epsilon plan, results.csv / .md, plots, grid.
+"""Reports of a noise sweep (``pipelines.sweep``): the epsilon plan, results.csv / .md, plots, grid.
 
 Rows are dicts with the ``COLUMNS`` keys (missing ones are blank); an
 unbounded epsilon is the string "inf" (JSON has no infinity). Plots are

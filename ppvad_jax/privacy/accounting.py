@@ -166,9 +166,16 @@ def composed(params_list: Sequence[DpParams], delta: float) -> dict:
     return {"epsilon_rdp": eps_rdp, "epsilon_pld": float(pld.get_epsilon(delta)), "delta": delta}
 
 
-def json_safe(record: dict) -> dict:
-    """JSON has no infinity: an unbounded epsilon is written as the string "inf"."""
-    return {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in record.items()}
+def json_safe(value):
+    """JSON has no infinity or NaN: they are written as the strings "inf", "-inf", "nan", at any
+    depth (an unbounded epsilon nested in a report included)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def default_delta(num_units: int) -> float:

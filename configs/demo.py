@@ -1,0 +1,73 @@
+r"""The main job on the embedded default: a synthetic world, its dataset, a DP autoencoder, a classifier,
+a noise sweep and one report (``ppvad_jax.pipelines.demo``).
+
+  bash launch/demo.sh [--workdir=runs/demo] [--num_videos=45] ...
+
+which runs (and is the same as)
+
+  python -m launch.demo --config=configs/demo.py --config.workdir=runs/demo [--config.num_videos=45] \
+      [--config.seconds=4] [--config.cameras=4] [--config.seed=0]
+
+Every field is one override, e.g. ``--config.sweep_noise_multipliers=0.25,1.0``
+(empty skips the sweep) or ``--config.classifier=False``; ``launch/demo.sh``
+turns ``--NAME=VALUE`` into ``--config.NAME=VALUE``. The field names are the
+demo's flags of old, so older commands keep working through ``demo.sh``.
+No ``arg``.
+
+``config.base`` holds the configs each stage starts from (``base.data``,
+``base.autoencoder``, ``base.classifier``, ``base.sweep``: the runlocal configs
+of ``configs/ucf_crime2local.py``, ``autoencoder.py``, ``classifier.py``,
+``sweep_noise.py``); the demo settings above them are applied on top, e.g.
+``ae_steps`` is the autoencoder's ``schedule.max_steps``.
+"""
+
+import ml_collections
+
+from configs import autoencoder as autoencoder_config
+from configs import classifier as classifier_config
+from configs import config_args
+from configs import sweep_noise as sweep_config
+from configs import ucf_crime2local as data_config
+
+
+def get_config(arg=None):
+    config_args.parse(arg, set(), "no argument (override fields with --config.NAME=VALUE)")
+    config = ml_collections.ConfigDict()
+    config.workdir = "runs/demo"  # where everything is written
+
+    # Stage 1: the synthetic world.
+    config.num_videos = 45  # synthetic videos (about 40% normal)
+    config.seconds = 4.0  # length of each synthetic video
+    config.cameras = 4  # fixed cameras of the synthetic site (0: a new scene for every video)
+    config.test_fraction = 0.4  # videos in UCFCrime2Local's test list (halved into validation and test)
+    config.seed = 0  # world seed
+    config.num_workers = 2  # processes for rendering and decoding
+
+    # Stage 4: the DP-Adam autoencoder.
+    config.ae_steps = 60  # DP-Adam autoencoder steps (0 skips the stage)
+    # Adam steps on public images (scikit-image's samples) before the DP run, at no privacy cost;
+    # 0 starts the DP run from random weights.
+    config.ae_pretrain_steps = 600
+    config.noise_multiplier = 1.0  # DP noise multiplier of the demo autoencoder
+
+    # Stage 5: the 2S-bag classifier.
+    config.classifier = True  # train and evaluate it
+    # Directory of converted ImageNet ResNet-50 weights (python -m launch.convert_weights
+    # --from=torchvision ...) for the classifier's backbones; empty: random initialisation, said loudly.
+    config.resnet_weights = ""
+    config.phase2_steps = 0  # phase-2 (whole network) steps; 0 skips it (ResNet-50 backprop on a CPU)
+
+    # Stage 6: the noise sweep. Adam (not private, one point) against DP-Adam at each noise
+    # level: the price of privacy at equal steps. DP-SGD at the runlocal learning rate barely
+    # leaves its initialisation in a demo's few steps (measured: the same SSIM at every sigma),
+    # so it is not the default here. An empty list of either skips the stage.
+    config.sweep_noise_multipliers = (0.5, 1.0)
+    config.sweep_optimizers = ("adam", "dpadam")
+    config.sweep_steps = 30  # autoencoder steps per sweep point
+
+    config.base = ml_collections.ConfigDict()
+    config.base.data = data_config.get_config("runlocal")  # 120x160; the sweep's copy is resized
+    config.base.autoencoder = autoencoder_config.get_config("optimizer=dpadam,runlocal=True")
+    config.base.classifier = classifier_config.get_config("variant=2s_bag,runlocal=True")
+    config.base.sweep = sweep_config.get_config("runlocal=True")
+    return config

@@ -1,0 +1,197 @@
+"""The demo's ``report.md`` (one section per stage that ran) and ``summary.json``."""
+
+import json
+import pathlib
+
+from ppvad_jax.data import prepare
+from ppvad_jax.evaluation import anomaly_report
+from ppvad_jax.pipelines.demo.sweep import SWEEP_SIZE
+from ppvad_jax.privacy import accounting
+
+
+def _eps(value):
+    return value if isinstance(value, str) else f"{value:.3g}"
+
+
+def comparison_line(c):
+    """One sentence on the classifier against motion energy: clear only when the interval excludes 0."""
+    if c is None:
+        return ""
+    verdict = (
+        "the classifier is clearly ahead" if c["a_clearly_better"]
+        else "motion energy is clearly ahead" if c["high"] < 0
+        else "**not a clear difference either way**"
+    )  # fmt: skip
+    return (
+        f"FL-AUC difference, classifier minus motion energy: {c['difference']:+.3f}, "
+        f"{c['confidence']:.0%} interval [{c['low']:+.3f}, {c['high']:+.3f}] from a paired bootstrap over "
+        f"the {c['videos']} test videos ({c['replicates']} draws; the classifier is ahead in "
+        f"{c['fraction_a_above']:.0%} of them): {verdict}."
+    )
+
+
+def _privacy_text(m):
+    if not m.get("private"):
+        return "not private: its epsilon is not defined"
+    return (
+        f"epsilon {_eps(m['epsilon_pld'])} (PLD) at delta {m['delta']:g}, one {m['unit_of_privacy']} "
+        f"= {m['records_per_unit']} records"
+    )
+
+
+def _data_sections(workdir, world, summary, pictures):
+    manifest, motion_auc = world.manifest, pictures.motion_auc
+    return [
+        "# ppvad-jax demo report",
+        "",
+        f"Synthetic world: {len(manifest['videos'])} videos, seed {manifest['params']['seed']}, "
+        f"{manifest['params']['seconds']:g} s each at 30 FPS, in UCFCrime2Local's layout (`world/`).",
+        "",
+        "## Dataset (`data/`, built by the real-data TFDS builder)",
+        "",
+        "```",
+        prepare.format_summary(summary),
+        "```",
+        "",
+        "## Baseline",
+        "",
+        "Frame-level AUC of total motion (mean |frame - previous frame|), hard anomalies vs normal "
+        f"frames of the test split: **{motion_auc:.3f}**."
+        if motion_auc is not None
+        else "Motion baseline: not computed (test split lacks a class).",
+        "A classifier has to beat this number to show it learned more than 'something moves'.",
+        "",
+        "## Pictures",
+        "",
+        f"![optical flow]({pictures.preview.relative_to(workdir)})",
+        "",
+    ]
+
+
+def _autoencoder_section(workdir, ae):
+    m = ae.metrics
+    return [
+        "## DP autoencoder (camera encoder + server decoder)",
+        "",
+        f"DP-Adam, noise multiplier {m['noise_multiplier']}, clipping norm {m['l2_clip_norm']}, "
+        f"{m['steps']} steps of expected batch {m['expected_batch_size']:g} "
+        f"(Poisson sampling, q = {m['sampling_rate']:.4f}), unit of privacy: one {m['unit_of_privacy']}.",
+        "",
+        (
+            f"It started from `{pathlib.Path(m['init_from']).name}`: Adam on {m['init_training_data']}. "
+            "Those images are not the cameras' footage, so the start costs no privacy; the epsilon "
+            "below covers the DP steps on the world's training frames. Without it, the DP steps "
+            'alone left a flat grey reconstruction (BUILD_NOTES.md, "Demo autoencoder").'
+            if m.get("init_from")
+            else "It started from random weights."
+        ),
+        "",
+        "| epsilon (PLD) | epsilon (RDP) | delta | test MSE | PSNR (dB) | SSIM |",
+        "|---|---|---|---|---|---|",
+        f"| {_eps(m['epsilon_pld'])} | {_eps(m['epsilon_rdp'])} | {m['delta']:g} | {m['mse']:.4f} "
+        f"| {m['psnr']:.2f} | {m['ssim']:.3f} |",
+        "",
+        f"Accountants: {m['accountants']}.",
+        "",
+        f"![reconstructions]({(ae.workdir / 'reconstructions.png').relative_to(workdir)})",
+        "",
+    ]
+
+
+def _backbone_text(m, resnet_weights):
+    if m["backbone_random_init"]:
+        return (
+            "**The ResNet-50 backbones are randomly initialised** (`backbone_random_init: True`): "
+            "ImageNet weights cannot be downloaded here. Convert torchvision's with `python -m "
+            "launch.convert_weights` and pass `--resnet_weights=DIR` for the paper's setting."
+        )
+    return f"ResNet-50 backbones: ImageNet weights from `{resnet_weights}`."
+
+
+def _classifier_section(workdir, cls, resnet_weights):
+    m, r = cls.metrics, cls.report
+    auc = "undefined (test split lacks a class)" if r["fl_auc"] is None else f"{r['fl_auc']:.3f}"
+    base = "undefined" if cls.baseline_auc is None else f"{cls.baseline_auc:.3f}"
+    return [
+        "## Anomaly classifier (2S-bag)",
+        "",
+        f"Trained on {m['train_frames']} frames as the server sees them (through the autoencoder "
+        f"above), classic OpenCV bag of objects, {m['steps']} steps, optimizer {m['optimizer']} "
+        f"({_privacy_text(m)}).",
+        "",
+        anomaly_report.combined_privacy_text(r.get("combined_privacy")),
+        "",
+        _backbone_text(m, resnet_weights),
+        "",
+        f"| | FL-AUC | VL-F1 |\n|---|---|---|\n| 2S-bag | {auc} | {r['vl_f1']:.3f} |\n"
+        f"| motion energy, same test frames | {base} | |",
+        "",
+        f"Test split: {r['test_videos']} videos, {r['test_frames']} frames. With so few videos both "
+        "numbers are noisy; see BUILD_NOTES.md.",
+        "",
+        comparison_line(cls.comparison),
+        "",
+        f"![ROC]({(cls.workdir / 'roc.png').relative_to(workdir)})" if r["fl_auc"] is not None else "",
+        "",
+    ]
+
+
+def _sweep_section(workdir, swept, sweep_steps):
+    sweep_dir = swept.workdir
+    table = (sweep_dir / "results.md").read_text().split("## Timing")[0]
+    table = table.replace("# Noise sweep results", "").strip()
+    timing = swept.result["timing"]
+    return [
+        "## Noise sweep: privacy against utility",
+        "",
+        f"Autoencoders at {SWEEP_SIZE[0]}x{SWEEP_SIZE[1]}, {sweep_steps} steps each, "
+        f"{timing['sweep_wall_seconds']:.0f} s in all (`sweep/`; rerun "
+        "`python -m launch.sweep` on it for more points). Every epsilon was computed before "
+        "training (`sweep/epsilon_plan.md`) and is the trainer's own for the planned steps.",
+        "",
+        table,
+        "",
+        f"![utility vs epsilon]({(sweep_dir / 'utility_vs_epsilon.png').relative_to(workdir)})",
+        "",
+        f"![privacy vs epsilon]({(sweep_dir / 'privacy_vs_epsilon.png').relative_to(workdir)})",
+        "",
+        f"![sweep reconstructions]({(sweep_dir / 'reconstructions.png').relative_to(workdir)})",
+        "",
+    ]
+
+
+def write_report(config, workdir, stages, seconds):
+    """``WORKDIR/report.md`` from the stages' outputs (``run.Stages``); returns its path."""
+    lines = _data_sections(workdir, stages.world, stages.summary, stages.pictures)
+    if stages.autoencoder is not None:
+        lines += _autoencoder_section(workdir, stages.autoencoder)
+    if stages.classifier is not None:
+        lines += _classifier_section(workdir, stages.classifier, config.resnet_weights)
+    if stages.sweep is not None:
+        lines += _sweep_section(workdir, stages.sweep, config.sweep_steps)
+    lines += ["## Contact sheets", ""]
+    lines += [f"- [{p.stem}]({p.relative_to(workdir)})" for p in stages.pictures.sheets]
+    lines += ["", f"Total time: {seconds:.0f} s."]
+    report = workdir / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def write_summary(workdir, stages, seconds):
+    """``WORKDIR/summary.json``: every stage's numbers, machine-readable."""
+    cls = stages.classifier
+    summary = {
+        "dataset": stages.summary,
+        "motion_energy_auc": stages.pictures.motion_auc,
+        "autoencoder": stages.autoencoder.metrics if stages.autoencoder else None,
+        "classifier": {
+            "eval": cls.report,
+            "motion_energy_same_frames_auc": cls.baseline_auc,
+            "classifier_minus_motion_energy": cls.comparison,
+        }
+        if cls
+        else None,
+        "sweep": stages.sweep.result["rows"] if stages.sweep else None,
+        "seconds": seconds,
+    }
+    (workdir / "summary.json").write_text(json.dumps(accounting.json_safe(summary), indent=2))

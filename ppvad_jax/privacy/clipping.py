@@ -63,38 +63,22 @@ def clip_one(grads, *, l2_clip_norm, keep=True):
 
 
 def _clip_and_sum(grads, losses, pads, l2_clip_norm):
-    """Clips a microbatch of per-example grads ([m, ...] leaves) and sums them (float32)."""
+    """The ClipResult of one microbatch of per-example grads ([m, ...] leaves), summed in float32."""
 
     def one(g, loss, pad):
         keep = jnp.logical_and(jnp.logical_not(pad), jnp.isfinite(loss))
         clipped, norm, finite = clip_one(g, l2_clip_norm=l2_clip_norm, keep=keep)
         used = jnp.logical_and(keep, finite)
         real = jnp.logical_not(pad)
-        counts = _Counts(
+        return ClipResult(
+            grad_sum=clipped,
             loss_sum=jnp.where(used, loss, 0.0).astype(jnp.float32),
             num_examples=real.astype(jnp.int32),
             num_clipped=jnp.logical_and(used, norm > l2_clip_norm).astype(jnp.int32),
             num_nonfinite=jnp.logical_and(real, jnp.logical_not(used)).astype(jnp.int32),
         )
-        return clipped, counts
 
-    clipped, counts = jax.vmap(one)(grads, losses, pads)
-    return jax.tree.map(lambda a: a.sum(axis=0), (clipped, counts))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Counts:
-    """What a microbatch adds to a ClipResult besides the gradients (summed over microbatches)."""
-
-    loss_sum: jax.Array
-    num_examples: jax.Array
-    num_clipped: jax.Array
-    num_nonfinite: jax.Array
-
-
-jax.tree_util.register_dataclass(
-    _Counts, data_fields=["loss_sum", "num_examples", "num_clipped", "num_nonfinite"], meta_fields=[]
-)
+    return jax.tree.map(lambda a: a.sum(axis=0), jax.vmap(one)(grads, losses, pads))
 
 
 def clipped_sum(
@@ -122,6 +106,10 @@ def clipped_sum(
     padding is skipped (``lax.cond``: a Poisson batch padded to its bucket is often a
     quarter padding, measured on the demo's runs).
     """
+    if microbatch_size is not None and is_padding.shape[0] % microbatch_size:
+        raise ValueError(
+            f"batch size {is_padding.shape[0]} is not a multiple of microbatch_size {microbatch_size}"
+        )
     zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
 
     def one_microbatch(examples, pads):
@@ -131,19 +119,12 @@ def clipped_sum(
 
         def skip(_):
             int0 = jnp.int32(0)
-            return zeros, _Counts(jnp.float32(0), int0, int0, int0)
+            return ClipResult(zeros, jnp.float32(0), int0, int0, int0)
 
         return jax.lax.cond(jnp.all(pads), skip, compute, None)
 
     summed = optax.microbatching.microbatch(one_microbatch, argnums=(0, 1), microbatch_size=microbatch_size)
-    if microbatch_size is not None and is_padding.shape[0] % microbatch_size:
-        raise ValueError(
-            f"batch size {is_padding.shape[0]} is not a multiple of microbatch_size {microbatch_size}"
-        )
-    grad_sum, counts = summed(batch, is_padding)
-    return ClipResult(
-        grad_sum, counts.loss_sum, counts.num_examples, counts.num_clipped, counts.num_nonfinite
-    )
+    return summed(batch, is_padding)
 
 
 def vmap_grads_fn(loss_fn: Callable[[PyTree, PyTree], jax.Array]) -> GradsFn:

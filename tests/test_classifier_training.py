@@ -357,7 +357,7 @@ class _Manager:
     def __init__(self):
         self.saved = []
 
-    def save(self, step, args):
+    def save(self, step, args, force=False):
         self.saved.append(step)
 
     def wait_until_finished(self):

@@ -290,9 +290,7 @@ RUN_SPEC = "run_spec.json"
 # Settings a resumed run may change: when to stop, evaluate and save, how gradients are computed
 # (same values, other memory or speed), and delta (accounting only, recomputed at the end).
 _RESUMABLE_CHANGES = {
-    "schedule": None,
-    "grad_method": None,
-    "plain_grad_method": None,
+    None: ("schedule", "grad_method", "plain_grad_method"),
     "dp": ("microbatch_size", "batch_bucket", "delta"),
 }
 
@@ -300,13 +298,7 @@ _RESUMABLE_CHANGES = {
 def _run_spec(config):
     """What the run depends on: the config less ``_RESUMABLE_CHANGES``, plus the contents of its
     dataset and of its starting export (a path can be rebuilt or retrained in place)."""
-    spec = config.to_dict()
-    for key, sub in _RESUMABLE_CHANGES.items():
-        if sub is None:
-            spec.pop(key, None)
-        else:
-            for name in sub:
-                spec.get(key, {}).pop(name, None)
+    spec = run_spec.settings(config, _RESUMABLE_CHANGES)
     spec["data"]["dataset_dir"] = str(pathlib.Path(config.data.dataset_dir).absolute())
     spec["dataset_fingerprint"] = run_spec.dataset_fingerprint(config.data.dataset_dir)
     if config.init_from:

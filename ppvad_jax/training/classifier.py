@@ -385,12 +385,7 @@ _RESUMABLE = {
 def run_settings(config):
     """The config a checkpoint depends on: everything but ``_RESUMABLE`` (optimizer, every dp.*
     that shapes the mechanism, batch size, mining, variant, seed, learning rates...)."""
-    spec = config.to_dict()
-    for section, names in _RESUMABLE.items():
-        target = spec if section is None else spec.get(section, {})
-        for name in names:
-            target.pop(name, None)
-    return spec
+    return run_spec.settings(config, _RESUMABLE)
 
 
 def _check_checkpoints_match(workdir, features_spec, config=None):

@@ -62,7 +62,7 @@ def save(manager, step, state, meta, *, force=False):
     """Saves a pytree ``state`` and a JSON ``meta`` as ``step`` (``force``: even off the
     manager's save interval, e.g. the last step of a phase)."""
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-    manager.save(int(step), args=args, **({"force": True} if force else {}))
+    manager.save(int(step), args=args, force=force)
 
 
 def restore(manager, abstract_state, step=None):

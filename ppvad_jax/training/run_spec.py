@@ -16,6 +16,17 @@ import pathlib
 from ppvad_jax.privacy import run_secret
 
 
+def settings(config, resumable):
+    """The config as a dict without what a resumed run may change. ``resumable`` maps a section
+    (None: the top level) to the names in it that may change (a whole section is a top-level name)."""
+    spec = config.to_dict()
+    for section, names in resumable.items():
+        target = spec if section is None else spec.get(section, {})
+        for name in names:
+            target.pop(name, None)
+    return spec
+
+
 def fingerprint(directory, names):
     """sha256 over the named files of a directory that exist (name and bytes), or None without one."""
     if not directory:

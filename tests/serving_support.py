@@ -1,5 +1,6 @@
 """Shared pieces of the serving tests: a tiny autoencoder export, a clip, configs, processes."""
 
+import contextlib
 import os
 import pathlib
 import queue
@@ -10,8 +11,9 @@ import numpy as np
 from configs import serve as serve_config
 from ppvad_jax.data import video_io
 from ppvad_jax.models import autoencoder_io
+from ppvad_jax.serving import server as server_lib
 from ppvad_jax.serving import server_process as server_process_lib
-from ppvad_jax.serving import service, wire
+from ppvad_jax.serving import service, tls, wire
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY_FEATURES = (8, 8, 4)
@@ -58,6 +60,20 @@ def config(export_dir, **overrides):
             node = node[part]
         node[leaf] = value
     return cfg
+
+
+@contextlib.contextmanager
+def in_process_world(root, cameras, **overrides):
+    """One in-process server on a fresh PKI for ``cameras`` and the tiny export (``config``'s
+    overrides applied): ``{"root", "certs", "export", "server"}``, shut down on exit."""
+    certs = tls.make_development_pki(root / "certs", cameras)
+    export = make_tiny_export(root / "ae")
+    cfg = config(export, **overrides)
+    srv = server_lib.AnalysisServer(cfg, certs_dir=certs, db_path=root / "alerts.sqlite", port=0).start()
+    try:
+        yield {"root": root, "certs": certs, "export": export, "server": srv}
+    finally:
+        srv.shutdown(grace_s=5)
 
 
 def env():

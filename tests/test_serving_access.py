@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from ppvad_jax.serving import camera_client, server, tls
+from ppvad_jax.serving import camera_client, tls
 from tests import serving_support as support
 
 CAMERAS = ("cam1", "cam2")
@@ -97,13 +97,8 @@ def test_a_crl_not_signed_by_the_ca_is_refused_naming_the_file(tmp_path):
 def world(tmp_path_factory):
     """An in-process server that polls cameras.txt and crl.pem every 0.1 s."""
     root = tmp_path_factory.mktemp("access")
-    certs = tls.make_development_pki(root / "certs", CAMERAS)
-    export = support.make_tiny_export(root / "ae")
-    cfg = support.config(export)
-    cfg.reload_every_s = 0.1
-    srv = server.AnalysisServer(cfg, certs_dir=certs, db_path=root / "alerts.sqlite", port=0).start()
-    yield {"root": root, "certs": certs, "server": srv}
-    srv.shutdown(grace_s=5)
+    with support.in_process_world(root, CAMERAS, reload_every_s=0.1) as world:
+        yield world
 
 
 class _Camera:

@@ -18,7 +18,6 @@ from ppvad_jax.serving import (
     camera_client,
     camera_state,
     engine,
-    server,
     service,
     tls,
     validation,
@@ -34,15 +33,13 @@ MAX_REPLIES = 16
 def world(tmp_path_factory):
     """One in-process server for the module: small reply bounds and a fast stall timeout."""
     root = tmp_path_factory.mktemp("hostile")
-    certs = tls.make_development_pki(root / "certs", CAMERAS)
-    export = support.make_tiny_export(root / "ae")
-    cfg = support.config(export)
-    cfg.limits.max_replies_per_stream = MAX_REPLIES
-    cfg.limits.stall_timeout_s = 1.0
-    cfg.reload_every_s = 0.2
-    srv = server.AnalysisServer(cfg, certs_dir=certs, db_path=root / "alerts.sqlite", port=0).start()
-    yield {"root": root, "certs": certs, "export": export, "server": srv}
-    srv.shutdown(grace_s=5)
+    overrides = {
+        "limits.max_replies_per_stream": MAX_REPLIES,
+        "limits.stall_timeout_s": 1.0,
+        "reload_every_s": 0.2,
+    }
+    with support.in_process_world(root, CAMERAS, **overrides) as world:
+        yield world
 
 
 def _frame(camera_id, index, shape, *, run_id="hostile-test", timestamp=None):

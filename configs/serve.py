@@ -1,4 +1,4 @@
-r"""The analysis server (issue 7): decoder, flow, scorer, SAS, alerts, over mutual TLS gRPC.
+r"""The analysis server: decoder, flow, scorer, SAS, alerts, over mutual TLS gRPC.
 
   python -m launch.make_certs --out_dir=certs --cameras=cam1,cam2
   python -m launch.serve --config=configs/serve.py --port=50051 --certs_dir=certs --db=alerts.sqlite \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check of issues 3, 4, 5 and 7 in one bounded run, for a session that is lent a device.
+# Every GPU check (DP step, detectors, SAS, serving) in one bounded run, for a session that is lent a device.
 #
 # Here first:  bash launch/device_wheels.sh      (Python 3.12 wheels the device image lacks, .whl/)
 #              mkdir -p .darknet && cp ../shared/data/darknet/*.cfg .darknet/   (for the detector)
@@ -12,8 +12,8 @@
 # line per check in $OUT/gpu_checks.jsonl (rc, seconds, the benchmark's own JSON) and the
 # checks' stderr tails in $OUT/gpu_checks.log; $OUT is the device tool's folder, or
 # runs/gpu_checks here. Targets: DP autoencoder >= 1,000 frames/s at 240x320 batch 64 and batch
-# 256 compiling (issue 3); SAS >= 1e10 frames/s (issue 5); 32 cameras at 10 FPS at 240x320 with
-# p99 < 200 ms (issue 7); ResNet-50 and YOLOv4 frames/s for the record (issue 4).
+# 256 compiling; SAS >= 1e10 frames/s; 32 cameras at 10 FPS at 240x320 with
+# p99 < 200 ms; ResNet-50 and YOLOv4 frames/s for the record.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu_checks}

@@ -48,7 +48,7 @@ def _analytic_gaussian_epsilon(mu, delta):
 
 @pytest.mark.parametrize("sigma, steps, delta", [(2.0, 16, 1e-5), (5.0, 100, 1e-6), (1.0, 1, 1e-5)])
 def test_pld_matches_the_analytic_gaussian_at_full_batch(sigma, steps, delta):
-    """Guards the circular accounting row (issue 15): q = 1 makes the mechanism a plain Gaussian,
+    """Guards the circular accounting row: q = 1 makes the mechanism a plain Gaussian,
     and T Gaussians of multiplier sigma compose exactly to one of multiplier sigma / sqrt(T),
     whose epsilon has a closed form: an answer that owes nothing to dp_accounting."""
     exact = _analytic_gaussian_epsilon(math.sqrt(steps) / sigma, delta)
@@ -117,7 +117,7 @@ def test_cli_calibrates():
 
 
 def test_cli_refuses_a_non_finite_noise_multiplier():
-    """Guards the nan item of issue 15: nan used to print epsilon nan with exit 0."""
+    """Guards a fixed defect: nan used to print epsilon nan with exit 0."""
     done = run_cli("--noise_multiplier=nan", "--sampling_rate=0.1", "--steps=5")
     assert done.returncode != 0 and "noise_multiplier must be finite" in done.stderr
 

@@ -1,4 +1,4 @@
-"""Issue 16's fuzzing harness for the bytes a camera sends: every input gets either a valid
+"""The fuzzing harness for the bytes a camera sends: every input gets either a valid
 frame (queued, finite, the decoder's shape) or an error with a named, final code; never an
 exception, never "internal", never a response that cannot be encoded.
 
@@ -100,7 +100,7 @@ def _message(header, payload=None):
     return _prefix(json.dumps(header).encode()) + payload
 
 
-# Inputs that broke the server before issue 16 (the defects' own), and any crash a fuzzer
+# Inputs that broke the server before the hostile-camera hardening (the defects' own), and any crash a fuzzer
 # finds: each must get a named error now.
 REGRESSIONS = {
     "frame_index 2**63 (OverflowError in the store lookup)": _message(_valid_header(frame_index=2**63)),
@@ -221,7 +221,7 @@ if st is not None:
 
 
 def test_regressions_get_named_errors():
-    """Each input that broke the server before issue 16 is now a named, final error."""
+    """Each input that broke the server before the hardening is now a named, final error."""
     got = {name: check_one(data) for name, data in REGRESSIONS.items()}
     assert "accepted" not in got.values(), got
     assert got["frame_index 2**63 (OverflowError in the store lookup)"] == "bad_frame_index"

@@ -20,7 +20,7 @@ def _gaussian(q, sigma, steps):
 
 
 def test_the_autoencoder_and_the_classifier_compose():
-    """Guards issue 15 item 9: the two epsilons of one set of frames were only reported apart."""
+    """Guards a fixed defect: the two epsilons of one set of frames were only reported apart."""
     ae = dp_plan.DpPlan(
         num_units=2000, expected_batch_size=20, noise_multiplier=1.2, l2_clip_norm=0.01, delta=1e-4
     )

@@ -14,7 +14,7 @@ def _noise(secret, purpose=run_secret.NOISE, stream=0):
 
 
 def test_two_runs_draw_unrelated_noise_and_a_resume_the_same(tmp_path):
-    """Guards issue 15 items 1 and 8: every run (every sweep point, whatever its seed) used the
+    """Guards a fixed defect: every run (every sweep point, whatever its seed) used the
     noise of the public config.seed, so two points at different sigma shared one draw."""
     a = run_secret.for_run(tmp_path / "a", private=True, seed=0, fresh=True)
     b = run_secret.for_run(tmp_path / "b", private=True, seed=0, fresh=True)

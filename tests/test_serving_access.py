@@ -1,5 +1,5 @@
-"""Issue 16, defects 5 to 7 and the runlocal address of 8: who may stream, and how that changes
-while the server runs. Each docstring names the defect it guards and what the old code did."""
+"""Who may stream, and how that changes while the server runs: make_certs, CRL, SIGHUP, the
+runlocal address. Each docstring names the defect it guards and what the old code did."""
 
 import os
 import signal

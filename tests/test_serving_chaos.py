@@ -1,4 +1,4 @@
-"""Issue 16's chaos test: honest cameras stream while a hostile one (a known camera with a valid
+"""The chaos test: honest cameras stream while a hostile one (a known camera with a valid
 certificate: a stolen key) sends the worst of the issue's defects in a loop. Every honest frame
 must be scored once, no alert lost, no honest frame answered with an error, and the server's
 memory stay bounded.

@@ -1,4 +1,4 @@
-"""Issue 16: the server holds against a hostile or broken camera. One test (or more) per defect;
+"""The server holds against a hostile or broken camera. One test (or more) per defect;
 each docstring names the defect it guards and what today's code did instead."""
 
 import collections

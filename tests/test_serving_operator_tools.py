@@ -1,6 +1,6 @@
-"""Issue 16, defect 8: the operator tools around the server say what is wrong, never crash with
-a traceback, and never stay silent about a build that lost something. Each docstring names the
-defect it guards and what the old code did."""
+"""The operator tools around the server say what is wrong, never crash with a traceback, and
+never stay silent about a build that lost something. Each docstring names the defect it guards
+and what the old code did."""
 
 import shutil
 import subprocess

@@ -297,7 +297,7 @@ class SqliteAlertReader(SqliteAlertStore):
     """A read-only view of an existing SQLite store, for operator tools (``launch.alerts``).
 
     Opened with ``mode=ro``: it never creates tables, changes the journal mode or writes, so
-    pointing ``launch.alerts`` at the wrong file leaves that file as it was (issue 16; the
+    pointing ``launch.alerts`` at the wrong file leaves that file as it was (the
     read-write constructor added the tables and switched it to WAL). Raises NotAnAlertStore,
     naming the file, for anything that is not an alert store. Its reads are the store's own
     (``list_alerts``, ``frame_results``, ``lookup_result``); a write fails (read-only)."""

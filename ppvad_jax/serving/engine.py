@@ -28,7 +28,7 @@ dropped the same way: late scores are worth less than dropped frames for a
 live camera, latency stays bounded by about that delay plus one tick, and
 memory stays bounded. The camera then sheds frames itself for the hinted time.
 
-Failures (issue 16): a tick that raises is run again one camera at a time,
+Failures: a tick that raises is run again one camera at a time,
 so a fault caused by one camera's frames (or one that has passed) costs no
 other camera anything; a camera whose frames still fail alone gets them
 answered with a retryable error ("internal", "store" or "scorer"). Its later

@@ -18,7 +18,7 @@ The stream ends when the camera half-closes and every frame it sent has been
 answered, or, on shutdown, with status UNAVAILABLE once the engine has
 drained (the camera reconnects to the next server).
 
-Memory per stream is bounded (issue 16): every message costs one of
+Memory per stream is bounded: every message costs one of
 ``max_replies`` reply slots, taken before the message is read and given back
 once its answer has been handed to gRPC. A camera that sends without reading
 its answers therefore stops being read (HTTP/2 flow control then stalls its
@@ -28,7 +28,7 @@ in the engine are the server's delay and never end a stream). Before, its
 answers queued without limit (94 MB for 300,000 junk messages in 32 s). Cost:
 one semaphore operation per message.
 
-Access (issue 16): a camera must be in ``known_cameras`` and its
+Access: a camera must be in ``known_cameras`` and its
 certificate's serial must not be in ``revoked_serials`` (the CRL
 ``launch.make_certs --revoke`` writes). ``update_access`` swaps both while
 streams run and ends only the streams they no longer admit, with

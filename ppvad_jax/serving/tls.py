@@ -19,7 +19,7 @@ The server requires a client certificate that chains to ``ca.crt``
 CA, fails the TLS handshake and never reaches the service. The camera id is
 taken from the verified certificate's CN, never from the message.
 
-Issue 16: an existing directory is never overwritten without ``force`` (a new
+An existing directory is never overwritten without ``force`` (a new
 CA invalidates every deployed camera certificate); ``add_cameras`` signs more
 cameras with the existing CA; private keys are created 0600 (never briefly
 readable by others); ``revoke`` writes a CRL signed by the CA, which the server

@@ -7,7 +7,7 @@ open. Cost: one pass over the payload for the finite check (4,800 values at
 120x160, microseconds).
 
 Every header field is checked against the range of what consumes it, not only
-its type (issue 16): ``frame_index`` against the store's BIGINT (a larger one
+its type: ``frame_index`` against the store's BIGINT (a larger one
 raised ``OverflowError`` inside a tick and failed every camera's frames of it),
 ``timestamp`` against a window around the server's clock (``1e300`` was stored
 and broke ``launch.alerts``), ``run_id`` against a charset every store and log

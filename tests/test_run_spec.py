@@ -13,8 +13,8 @@ def test_a_new_run_records_a_matching_one_resumes_another_is_refused(tmp_path):
     assert json.loads((tmp_path / "s.json").read_text())["widths"] == [4, 2]
     (tmp_path / "checkpoints" / "10").mkdir(parents=True)
     run_spec.check_and_record(tmp_path, spec, filename="s.json", what="a run")  # same: resumes
-    assert run_spec.resumes(tmp_path, spec, "s.json")
-    assert not run_spec.resumes(tmp_path, {**spec, "lr": 1e-2}, "s.json")
+    assert run_spec.can_resume(tmp_path, spec, "s.json")
+    assert not run_spec.can_resume(tmp_path, {**spec, "lr": 1e-2}, "s.json")
     with pytest.raises(ValueError, match="holds a run trained on other inputs or settings: lr, seed differ"):
         run_spec.check_and_record(tmp_path, {**spec, "lr": 1e-2, "seed": 1}, filename="s.json", what="a run")
     assert json.loads((tmp_path / "s.json").read_text())["lr"] == 1e-3  # the refused spec is not written

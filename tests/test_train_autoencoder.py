@@ -89,7 +89,9 @@ def test_a_killed_run_resumes_to_the_same_result(dataset_dir, tmp_path, monkeypa
     other = config.copy_and_resolve_references()
     other.learning_rate *= 2
     other.init_from = str(tmp_path / "straight" / "export")
-    assert not trainer.resumes(other, tmp_path / "killed") and trainer.resumes(config, tmp_path / "killed")
+    assert not trainer.can_resume(other, tmp_path / "killed") and trainer.can_resume(
+        config, tmp_path / "killed"
+    )
     with pytest.raises(ValueError, match="init_fingerprint, init_from, learning_rate differ"):
         trainer.train_and_evaluate(other, tmp_path / "killed")
     # When to stop is not part of the run: a longer schedule resumes.

@@ -307,9 +307,9 @@ def _run_spec(config):
     return spec
 
 
-def resumes(config, workdir):
+def can_resume(config, workdir):
     """Whether ``workdir`` holds this config's run (or nothing): what ``train_and_evaluate`` checks."""
-    return run_spec.resumes(workdir, _run_spec(config), RUN_SPEC)
+    return run_spec.can_resume(workdir, _run_spec(config), RUN_SPEC)
 
 
 def block_rule(meta, quality, patience):

@@ -59,7 +59,7 @@ def recorded(workdir, filename):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def resumes(workdir, spec, filename, checkpoints="checkpoints"):
+def can_resume(workdir, spec, filename, checkpoints="checkpoints"):
     """Whether ``workdir`` holds no checkpoints, or checkpoints recorded under ``spec``:
     what ``check_and_record`` accepts."""
     directory = pathlib.Path(workdir) / checkpoints
@@ -84,7 +84,7 @@ def check_and_record(workdir, spec, *, filename, what, checkpoints="checkpoints"
     """
     workdir = pathlib.Path(workdir)
     want = _as_json(spec)
-    if not resumes(workdir, spec, filename, checkpoints):
+    if not can_resume(workdir, spec, filename, checkpoints):
         have = recorded(workdir, filename)
         if have is None:
             why = f"an unrecorded run (no {filename})"

@@ -138,10 +138,6 @@ def draw_person(canvas, *, x, y, phase, arm, lying, look, face):
         )
 
 
-def car_box(x, y):
-    return (int(x - 38), int(y - 30), int(x + 38), int(y))
-
-
 def draw_car(canvas, *, x, y, color, damage=0, damage_rng=None):
     """A side view of a car with wheels at (x, y); ``damage`` dents drawn on it."""
     color = _color(color)

@@ -39,7 +39,7 @@ def train_autoencoder(config, workdir, dataset_dir):
     ae = autoencoder_config(config, workdir, dataset_dir)
     ae_dir = workdir / "autoencoder_dpadam"
     metrics_path = ae_dir / "metrics.json"
-    if not ae_trainer.resumes(ae, ae_dir):
+    if not ae_trainer.can_resume(ae, ae_dir):
         # An autoencoder of an older demo (another start, widths or dataset): kept, not resumed
         # into the new one; the classifier built on it goes with it.
         outputs.move_aside(ae_dir)

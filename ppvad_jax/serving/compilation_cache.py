@@ -1,9 +1,10 @@
 """JAX's persistent compilation cache for the long-running serving processes.
 
 Why: a server restarted after a crash is down until it has compiled its
-decoder buckets (and flax's parameter templates); on the 2-core development
-machine that is about 25 s cold and 4.5 s from the cache. Cost: a few MB of
-disk per model and resolution. JAX's default only caches compilations
+decoder buckets (and flax's parameter templates); the cache removes most of
+the compiling, not the first executions (``launch.benchmark_server_start``;
+figures in BUILD_NOTES.md, "Measurements"). Cost: a few MB of disk per model
+and resolution. JAX's default only caches compilations
 longer than 1 s, which misses the many small ones, so the thresholds go to 0.
 """
 

@@ -7,9 +7,9 @@ input with ``cv2.INTER_AREA``, the bag of objects from the same detector
 backend on the reconstruction, then the jitted forward pass. Batches are padded
 to powers of two so a server compiles a handful of shapes, not one per tick.
 
-Cost per frame on the 2-core CPU is dominated by the two ResNet-50 streams
-(about 0.1-0.2 s each at 112x112) and the classic detector (about 0.2 s at
-240x320): far from 10 FPS per camera on this CPU, which is what GPUs are for.
+Cost per frame is dominated by the two ResNet-50 streams and the classic
+detector: on a CPU it is far from 10 FPS per camera, which is what GPUs are for
+(BUILD_NOTES.md, "Measurements", has the serving figures).
 
 Configure with ``--config.scorer.name=two_stream --config.scorer.export_dir=W/export``.
 """

@@ -13,9 +13,9 @@ Reconstructions and flow images are stored resized to the backbone's input
 (224x224 uint8: 150 KB per frame and stream), the bag as float32 counts, with
 the label (0 normal, 1 soft, 2 hard anomaly), video name and frame index. The
 autoencoder, flow and detector are frozen during classifier training, so this
-is paid once per (split, autoencoder, detector), not once per epoch: on the
-2-core CPU the flow alone costs about 16 ms per frame at 240x320 and the
-classic detector about 0.2 s.
+is paid once per (split, autoencoder, detector), not once per epoch: the flow
+and the detector cost far more per frame than a training step on the cached
+arrays (BUILD_NOTES.md, "Measurements", has their figures).
 
 Files: ``DIR/{split}/{name}.npy`` written to a temporary directory and renamed
 when complete, with ``spec.json`` recording what produced them; a cache whose

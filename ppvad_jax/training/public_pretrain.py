@@ -10,9 +10,8 @@ epsilon. The epsilon of the DP run is unchanged by the initialisation (the
 public data is not part of the private dataset), and the DP run's metrics
 record where it started.
 
-Cost on the 2-core CPU (BUILD_NOTES.md): about 0.3 s per step of 8 crops at
-120x160 with encoder widths (64, 32, 16), so the demo's 600 steps take about
-3 minutes; the result is reused when the same settings ask again.
+Cost: a few minutes for the demo's steps on a 2-core CPU (BUILD_NOTES.md has
+the figures); the result is reused when the same settings ask again.
 """
 
 import json

@@ -17,7 +17,10 @@ never mix examples.
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
 
 from ppvad_jax.models.phase_conv_transpose import PhaseConvTranspose
 from ppvad_jax.models.tap_conv import tap_conv
@@ -27,7 +30,7 @@ DECODER_FEATURES = (16, 64, 240)
 DOWNSAMPLE = 8
 
 
-def check_frames(x):
+def check_frames(x: jax.Array | np.ndarray) -> None:
     """Raises ValueError unless x is [N, H, W, 3] with H and W multiples of 8."""
     if x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] % DOWNSAMPLE or x.shape[2] % DOWNSAMPLE:
         raise ValueError(
@@ -43,7 +46,7 @@ class Encoder(nn.Module):
     dtype: object = None
 
     @nn.compact
-    def __call__(self, frames):
+    def __call__(self, frames: jax.Array | np.ndarray) -> jax.Array:
         check_frames(frames)
         x = frames.astype(self.dtype or jnp.float32)
         for i, f in enumerate(self.features):
@@ -68,7 +71,7 @@ class Decoder(nn.Module):
     dtype: object = None
 
     @nn.compact
-    def __call__(self, latent):
+    def __call__(self, latent: jax.Array | np.ndarray) -> jax.Array:
         x = latent.astype(self.dtype or jnp.float32)
         for i, f in enumerate(self.features):
             x = nn.relu(PhaseConvTranspose(f, dtype=self.dtype, name=f"deconv{i}")(x))
@@ -87,20 +90,20 @@ class Autoencoder(nn.Module):
     dtype: object = None
     features: tuple = ENCODER_FEATURES
 
-    def setup(self):
+    def setup(self) -> None:
         self.encoder = Encoder(features=self.features, dtype=self.dtype)
         self.decoder = Decoder(features=tuple(reversed(self.features)), dtype=self.dtype)
 
-    def __call__(self, frames):
+    def __call__(self, frames: jax.Array | np.ndarray) -> jax.Array:
         return self.decoder(self.encoder(frames))
 
-    def encode(self, frames):
+    def encode(self, frames: jax.Array | np.ndarray) -> jax.Array:
         return self.encoder(frames)
 
-    def decode(self, latent):
+    def decode(self, latent: jax.Array | np.ndarray) -> jax.Array:
         return self.decoder(latent)
 
 
-def to_unit_range(frames_uint8):
+def to_unit_range(frames_uint8: ArrayLike) -> jax.Array:
     """uint8 frames -> float32 in [0, 1]."""
     return jnp.asarray(frames_uint8, jnp.float32) / 255.0

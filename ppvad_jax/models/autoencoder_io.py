@@ -4,19 +4,27 @@ The camera gets ``encoder.msgpack``, the server ``decoder.msgpack``; ``spec.json
 says the input and latent shapes. Neither side needs the other's weights.
 """
 
+from __future__ import annotations
+
 import json
+import os
 import pathlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+from jax.typing import ArrayLike
 
 from ppvad_jax.models import autoencoder
 
 
-def random_params(*, height, width, features=autoencoder.ENCODER_FEATURES, seed=0):
+def random_params(
+    *, height: int, width: int, features: Sequence[int] = autoencoder.ENCODER_FEATURES, seed: int = 0
+) -> dict[str, Any]:
     """Untrained parameters (LeCun-normal kernels, zero biases) for throughput tests and fixtures.
 
     Shapes by abstract evaluation, values from numpy: flax's ``init`` on XLA CPU compiles every
@@ -36,7 +44,15 @@ def random_params(*, height, width, features=autoencoder.ENCODER_FEATURES, seed=
     return jax.tree_util.tree_map_with_path(init, shapes["params"])
 
 
-def export(out_dir, params, *, height, width, features=autoencoder.ENCODER_FEATURES, extra=None):
+def export(
+    out_dir: str | os.PathLike,
+    params: Mapping[str, Any],
+    *,
+    height: int,
+    width: int,
+    features: Sequence[int] = autoencoder.ENCODER_FEATURES,
+    extra: Mapping[str, Any] | None = None,
+) -> pathlib.Path:
     """Writes ``encoder.msgpack``, ``decoder.msgpack`` and ``spec.json`` under ``out_dir``.
 
     ``extra``: more ``spec.json`` fields, e.g. what the model was trained on.
@@ -83,7 +99,7 @@ def _load(path, module, example):
     return jax.device_put(flax.serialization.from_bytes(template, path.read_bytes()))
 
 
-def load_encoder(export_dir):
+def load_encoder(export_dir: str | os.PathLike) -> tuple[Callable[[ArrayLike], jax.Array], dict[str, Any]]:
     """``(encode_fn, spec)``: ``encode_fn(frames float [N, H, W, 3]) -> latent``, jitted."""
     spec = _spec(export_dir)
     module = autoencoder.Encoder(features=tuple(spec["encoder_features"]))
@@ -91,7 +107,7 @@ def load_encoder(export_dir):
     return jax.jit(lambda frames: module.apply({"params": params}, frames)), spec
 
 
-def load_decoder(export_dir):
+def load_decoder(export_dir: str | os.PathLike) -> tuple[Callable[[ArrayLike], jax.Array], dict[str, Any]]:
     """``(decode_fn, spec)``: ``decode_fn(latent [N, h, w, 16]) -> frames in [0, 1]``, jitted."""
     spec = _spec(export_dir)
     module = autoencoder.Decoder(features=tuple(reversed(spec["encoder_features"])))
@@ -101,7 +117,7 @@ def load_decoder(export_dir):
     return jax.jit(lambda latent: module.apply({"params": params}, latent)), spec
 
 
-def load_params(export_dir):
+def load_params(export_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(params, spec)``: both halves as one ``{"encoder": ..., "decoder": ...}`` tree, to train on from."""
     spec = _spec(export_dir)
     features = tuple(spec["encoder_features"])

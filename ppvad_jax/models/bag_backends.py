@@ -6,8 +6,19 @@ Both have ``classes`` and ``bag(frames) -> [N, len(classes)]``. Imports are
 lazy: the classic backend never loads the darknet code and vice versa.
 """
 
+from __future__ import annotations
 
-def make(backend, *, model_dir=None, conf_threshold=0.25):
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the imports below stay lazy at run time
+    from ppvad_jax.models.classic_detector import ClassicDetector
+    from ppvad_jax.models.darknet.bag_detector import YoloBagDetector
+
+
+def make(
+    backend: str, *, model_dir: str | os.PathLike | None = None, conf_threshold: float = 0.25
+) -> ClassicDetector | YoloBagDetector:
     if backend == "classic":
         from ppvad_jax.models import classic_detector
 

@@ -20,11 +20,14 @@ body 0.04), 0.88 s at ``upscale=2``, which finds people smaller than the
 the "faces still detectable" check of the privacy evaluation.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 CLASSES = ("person", "face", "upper_body", "full_body")
 _CASCADES = {
@@ -56,7 +59,7 @@ class ClassicDetector:
 
     classes = CLASSES
 
-    def __init__(self, config=ClassicDetectorConfig()):
+    def __init__(self, config: ClassicDetectorConfig = ClassicDetectorConfig()) -> None:
         self.config = config
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
@@ -71,7 +74,7 @@ class ClassicDetector:
                 )
             self._cascades[label] = cascade
 
-    def detect(self, frame):
+    def detect(self, frame: npt.ArrayLike) -> list[Detection]:
         """Detections in one RGB frame [H, W, 3] (uint8, or float in [0, 1])."""
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[-1] != 3:
@@ -105,7 +108,7 @@ class ClassicDetector:
             for label, (x, y, w, h), score in found
         ]
 
-    def bag(self, frames):
+    def bag(self, frames: npt.ArrayLike) -> np.ndarray:
         """Per-class counts [N, len(CLASSES)] float32 for frames [N, H, W, 3]."""
         frames = np.asarray(frames)
         if frames.ndim != 4:

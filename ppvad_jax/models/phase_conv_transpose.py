@@ -16,6 +16,7 @@ windows (``phase_conv_transpose``).
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -40,7 +41,9 @@ def _phase_taps(kernel, stride, phase):
     return taps, offsets
 
 
-def phase_conv_transpose(x, kernel, *, stride=2, precision=None):
+def phase_conv_transpose(
+    x: jax.Array, kernel: jax.Array, *, stride: int = 2, precision: jax.lax.PrecisionLike = None
+) -> jax.Array:
     """Equals ``lax.conv_transpose(x, kernel, (stride, stride), "SAME")``, NHWC / HWIO.
 
     Each output phase is one matrix product: the input's windows at the offsets
@@ -101,7 +104,7 @@ class PhaseConvTranspose(nn.Module):
     bias_init: object = nn.initializers.zeros
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         cin = x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, cin, self.features))
         bias = self.param("bias", self.bias_init, (self.features,))
@@ -110,7 +113,7 @@ class PhaseConvTranspose(nn.Module):
         return y + bias.astype(dtype)
 
 
-def per_example_grads(module, x, g):
+def per_example_grads(module: PhaseConvTranspose, x: jax.Array, g: jax.Array) -> dict[str, jax.Array]:
     """Per-example grads of a ``PhaseConvTranspose`` from its input x and output gradient g
     (``models.per_example``): each tap belongs to exactly one phase, so the kernel gradient
     is one per-example ``kernel_grad`` per phase."""

@@ -26,6 +26,9 @@ bound (jax_privacy's "sharp edges" note). Two options instead:
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax.typing import VariableDict
+from jax.typing import DTypeLike
 
 STAGE_SIZES = (3, 4, 6, 3)
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -50,7 +53,7 @@ class FrozenBatchNorm(nn.Module):
     dtype: object = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         channels = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (channels,))
         bias = self.param("bias", nn.initializers.zeros, (channels,))
@@ -65,7 +68,7 @@ class FrozenBatchNorm(nn.Module):
         return x * mul.astype(dtype) + add.astype(dtype)
 
 
-def make_norm(norm, dtype, name):
+def make_norm(norm: str, dtype: DTypeLike | None, name: str) -> FrozenBatchNorm | nn.GroupNorm:
     if norm == "frozen_bn":
         return FrozenBatchNorm(dtype=dtype, name=name)
     if norm == "group":
@@ -73,7 +76,7 @@ def make_norm(norm, dtype, name):
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
-def conv(features, kernel, stride, pad, dtype, name):
+def conv(features: int, kernel: int, stride: int, pad: int, dtype: DTypeLike | None, name: str) -> nn.Conv:
     """A bias-free conv with PyTorch's symmetric explicit padding."""
     return nn.Conv(
         features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
@@ -90,7 +93,7 @@ class Bottleneck(nn.Module):
     dtype: object = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         out_features = self.width * EXPANSION
         y = conv(self.width, 1, 1, 0, self.dtype, "conv1")(x)
         y = nn.relu(make_norm(self.norm, self.dtype, "bn1")(y))
@@ -119,7 +122,7 @@ class ResNet50(nn.Module):
     dtype: object = None
 
     @nn.compact
-    def __call__(self, images):
+    def __call__(self, images: jax.Array | np.ndarray) -> dict[str, jax.Array]:
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected NHWC images [N, H, W, 3], got shape {tuple(images.shape)}")
         x = images.astype(self.dtype or jnp.float32)
@@ -140,7 +143,7 @@ class ResNet50(nn.Module):
         return out
 
 
-def init_variables(model, key, *, size=64):
+def init_variables(model: nn.Module, key: jax.Array, *, size: int = 64) -> VariableDict:
     """Random variables for ``model`` (params, plus batch_stats with frozen_bn), jitted init.
 
     Variable shapes do not depend on the image size; a small one keeps the init pass cheap.
@@ -148,6 +151,6 @@ def init_variables(model, key, *, size=64):
     return jax.jit(model.init)(key, jnp.zeros((1, size, size, 3), jnp.float32))
 
 
-def variable_shapes(model, *, size=64):
+def variable_shapes(model: nn.Module, *, size: int = 64) -> VariableDict:
     """The variable tree as ShapeDtypeStructs, without allocating or computing anything."""
     return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.float32))

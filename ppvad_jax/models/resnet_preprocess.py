@@ -18,6 +18,7 @@ Resizing is bilinear with antialiasing (``jax.image.resize``), as torchvision's 
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 MODES = ("caffe_bgr", "torchvision")
 SIZE = 224
@@ -26,7 +27,7 @@ TORCHVISION_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCHVISION_STD_RGB = (0.229, 0.224, 0.225)
 
 
-def normalize(frames_rgb, *, mode, value_range=255.0):
+def normalize(frames_rgb: ArrayLike, *, mode: str, value_range: float = 255.0) -> jax.Array:
     """Channel normalisation only (no resize).
 
     Args:
@@ -47,7 +48,9 @@ def normalize(frames_rgb, *, mode, value_range=255.0):
     raise ValueError(f"preprocessing mode must be one of {MODES}, got {mode!r}")
 
 
-def preprocess(frames_rgb, *, mode, value_range=255.0, size=SIZE):
+def preprocess(
+    frames_rgb: ArrayLike, *, mode: str, value_range: float = 255.0, size: int = SIZE
+) -> jax.Array:
     """Resize [N, H, W, 3] RGB frames to [N, size, size, 3] and normalise them for the backbone.
 
     Resizing happens before normalising (in 0..255 units) so both modes see the same pixels.

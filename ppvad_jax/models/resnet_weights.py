@@ -15,14 +15,19 @@ writes ``variables.msgpack`` (flax msgpack of ``{"params", "batch_stats"}``) and
 the entry point for trainers: a converted directory, or None for an explicitly flagged random init.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
+import os
 import pathlib
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import flax.serialization
 import jax
 import numpy as np
+import numpy.typing as npt
 from absl import logging
 from flax import traverse_util
 
@@ -49,7 +54,7 @@ _ST_DTYPES = {
 _NP_TO_ST = {np.dtype(v).str.lstrip("<|"): k for k, v in _ST_DTYPES.items()}
 
 
-def read_safetensors(path):
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """{name: np.ndarray} from a .safetensors file (BF16 is widened to float32)."""
     data = pathlib.Path(path).read_bytes()
     if len(data) < 8:
@@ -82,7 +87,12 @@ def read_safetensors(path):
     return tensors
 
 
-def save_safetensors(path, tensors, *, metadata=None):
+def save_safetensors(
+    path: str | os.PathLike,
+    tensors: Mapping[str, npt.ArrayLike],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+) -> pathlib.Path:
     """Writes {name: array} as .safetensors (little-endian, C order, header padded to 8 bytes)."""
     header, chunks, offset = {}, [], 0
     for name in sorted(tensors):
@@ -140,7 +150,7 @@ def _read_torch(path):
     return out
 
 
-def read_state_dict(path):
+def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """{torchvision key: np.ndarray} from a .pth / .pt, .safetensors or .npz file."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -176,7 +186,7 @@ def _torch_module(flax_module):
     return {"downsample_conv": "downsample.0", "downsample_bn": "downsample.1"}.get(flax_module, flax_module)
 
 
-def torch_key(path):
+def torch_key(path: tuple[str, ...]) -> str:
     """torchvision key of a Flax leaf: ("params", "layer1_0", "bn1", "scale") -> "layer1.0.bn1.weight"."""
     *modules, leaf = path[1:]
     return ".".join([*map(_torch_module, modules), _LEAF_TO_TORCH[leaf]])
@@ -195,7 +205,9 @@ def _listing(keys):
     return ", ".join(keys[:_MAX_LISTED]) + more
 
 
-def torchvision_to_flax(state_dict, *, norm="frozen_bn"):
+def torchvision_to_flax(
+    state_dict: Mapping[str, npt.ArrayLike], *, norm: str = "frozen_bn"
+) -> tuple[resnet.ResNet50, dict[str, Any]]:
     """Maps a torchvision ResNet-50 state_dict onto ``resnet.ResNet50`` variables, strictly.
 
     Args:
@@ -249,7 +261,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def convert_torchvision(input_path, output_dir):
+def convert_torchvision(input_path: str | os.PathLike, output_dir: str | os.PathLike) -> pathlib.Path:
     """Converts a torchvision ResNet-50 state_dict file into ``output_dir`` (created). Returns the dir.
 
     Writes ``variables.msgpack`` and ``spec.json``; torchvision weights need the
@@ -280,7 +292,7 @@ def convert_torchvision(input_path, output_dir):
     return output_dir
 
 
-def load_converted(output_dir):
+def load_converted(output_dir: str | os.PathLike) -> tuple[resnet.ResNet50, dict[str, Any], dict[str, Any]]:
     """``(model, variables, spec)`` from a directory written by ``convert_torchvision``."""
     output_dir = pathlib.Path(output_dir)
     spec = json.loads((output_dir / SPEC_FILE).read_text())
@@ -309,7 +321,7 @@ class Backbone(NamedTuple):
     random_init: bool  # record this in every metrics file: random-init results are not the paper's
 
 
-def how_to_get_weights(output_dir):
+def how_to_get_weights(output_dir: str | os.PathLike) -> list[str]:
     """The lines telling a person which file to download and the exact convert command."""
     files = [
         f"    {TORCHVISION_URL.format(filename=name)}   ({what})" for name, what in TORCHVISION_FILES.items()
@@ -323,7 +335,7 @@ def how_to_get_weights(output_dir):
     ]
 
 
-def missing_weights_message(pretrained):
+def missing_weights_message(pretrained: str | os.PathLike) -> str:
     return "\n".join([
         f"no converted ResNet-50 weights at {pretrained} (expected {SPEC_FILE} and {VARIABLES_FILE} in it).",
         *how_to_get_weights(pretrained),
@@ -343,7 +355,13 @@ def _warn_random_init():
     logging.warning("\n".join(["", banner, *("!! " + line for line in lines), banner]))
 
 
-def load_backbone(pretrained, *, norm="frozen_bn", preprocessing="caffe_bgr", seed=0):
+def load_backbone(
+    pretrained: str | os.PathLike | None,
+    *,
+    norm: str = "frozen_bn",
+    preprocessing: str = "caffe_bgr",
+    seed: int = 0,
+) -> Backbone:
     """The ResNet-50 backbone: converted ImageNet weights, or an explicitly flagged random init.
 
     Args:

@@ -20,17 +20,24 @@ BatchNorm statistics of each stream (never updated: no cross-example mixing
 under per-example DP gradients).
 """
 
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import cv2
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ppvad_jax.models import resnet, resnet_preprocess
 
 VARIANTS = ("2s_bag", "2s_no_bag", "1s_bag", "1s_no_bag")
 
 
-def parse_variant(name):
+def parse_variant(name: str) -> tuple[int, bool]:
     """'2s_bag' -> (streams=2, use_bag=True). Training modifiers (_no_hm, _ha) are stripped."""
     base = name.removesuffix("_ha").removesuffix("_no_hm")
     if base not in VARIANTS:
@@ -38,7 +45,7 @@ def parse_variant(name):
     return int(base[0]), base.endswith("_bag") and not base.endswith("_no_bag")
 
 
-def resize_inputs(images, size):
+def resize_inputs(images: np.ndarray | Sequence[np.ndarray], size: int) -> np.ndarray:
     """uint8 [N, H, W, 3] -> [N, size, size, 3] with ``cv2.INTER_AREA``: how reconstructions and
     flow images reach the classifier, in training (``classifier_inputs``) and on the server alike."""
     return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
@@ -60,7 +67,7 @@ class AnomalyHead(nn.Module):
     standardize: bool = False
 
     @nn.compact
-    def __call__(self, x, *, train=False):
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         if self.standardize:
             mean = self.variable("standardization", "mean", jnp.zeros, (x.shape[-1],)).value
             scale = self.variable("standardization", "scale", jnp.ones, (x.shape[-1],)).value
@@ -84,7 +91,7 @@ class TwoStreamClassifier(nn.Module):
     standardize: bool = False
     dtype: object = None
 
-    def setup(self):
+    def setup(self) -> None:
         if self.streams not in (1, 2):
             raise ValueError(f"streams must be 1 or 2, got {self.streams}")
         self.spatial = resnet.ResNet50(num_classes=None, norm=self.norm, dtype=self.dtype)
@@ -96,7 +103,7 @@ class TwoStreamClassifier(nn.Module):
         x = resnet_preprocess.preprocess(images, mode=self.preprocessing, size=self.size)
         return backbone(x)["features"]
 
-    def features(self, frames, flows=None):
+    def features(self, frames: ArrayLike, flows: ArrayLike | None = None) -> jax.Array:
         """Pooled backbone features [N, 2048 * streams]."""
         out = [self._stream(self.spatial, frames)]
         if self.streams == 2:
@@ -105,7 +112,9 @@ class TwoStreamClassifier(nn.Module):
             out.append(self._stream(self.motion, flows))
         return jnp.concatenate(out, axis=-1)
 
-    def classify(self, features, bag=None, *, train=False):
+    def classify(
+        self, features: jax.Array, bag: ArrayLike | None = None, *, train: bool = False
+    ) -> jax.Array:
         """Head on pooled features (+ the bag): the logit [N]."""
         if self.use_bag:
             if bag is None:
@@ -113,7 +122,14 @@ class TwoStreamClassifier(nn.Module):
             features = jnp.concatenate([features, jnp.log1p(jnp.asarray(bag, features.dtype))], axis=-1)
         return self.head(features, train=train)
 
-    def __call__(self, frames, flows=None, bag=None, *, train=False):
+    def __call__(
+        self,
+        frames: ArrayLike,
+        flows: ArrayLike | None = None,
+        bag: ArrayLike | None = None,
+        *,
+        train: bool = False,
+    ) -> jax.Array:
         return self.classify(self.features(frames, flows), bag, train=train)
 
 
@@ -123,7 +139,7 @@ EXPORT_FILE = "classifier.msgpack"
 SPEC_FILE = "spec.json"
 
 
-def export(out_dir, variables, spec):
+def export(out_dir: str | os.PathLike, variables: Mapping[str, Any], spec: Mapping[str, Any]) -> pathlib.Path:
     """Writes the trained classifier (params and frozen statistics) and its spec under ``out_dir``.
 
     ``spec`` holds the module's fields (``streams``, ``use_bag``, ``head_width``, ``norm``,
@@ -144,7 +160,7 @@ def export(out_dir, variables, spec):
     return out_dir
 
 
-def load_export(export_dir):
+def load_export(export_dir: str | os.PathLike) -> tuple[TwoStreamClassifier, dict[str, Any], dict[str, Any]]:
     """``(model, variables, spec)`` from a directory written by ``export``."""
     import json
     import pathlib

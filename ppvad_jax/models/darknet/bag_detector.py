@@ -6,16 +6,20 @@ either. Frames are stretched to the cfg's input size (as darknet and OpenCV's
 ``blobFromImage`` do) and run in jitted batches of ``batch_size``.
 """
 
+from __future__ import annotations
+
+import os
 import pathlib
 
 import cv2
 import jax
 import numpy as np
+import numpy.typing as npt
 
 from ppvad_jax.models.darknet import convert, detect
 
 
-def missing_weights_message(model_dir):
+def missing_weights_message(model_dir: str | os.PathLike) -> str:
     return (
         f"no converted YOLOv4 at {model_dir}. Get AlexeyAB darknet's COCO weights, yolov4.weights "
         "(https://github.com/AlexeyAB/darknet/releases, 'yolov4.weights', 245 MB) and its yolov4.cfg, "
@@ -26,7 +30,14 @@ def missing_weights_message(model_dir):
 
 
 class YoloBagDetector:
-    def __init__(self, model_dir, *, conf_threshold=0.25, iou_threshold=0.45, batch_size=8):
+    def __init__(
+        self,
+        model_dir: str | os.PathLike,
+        *,
+        conf_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        batch_size: int = 8,
+    ) -> None:
         if not (pathlib.Path(model_dir) / "spec.json").is_file():
             raise FileNotFoundError(missing_weights_message(model_dir))
         self.model, self.variables, self.spec = convert.load_converted(model_dir)
@@ -41,7 +52,7 @@ class YoloBagDetector:
             )
         )
 
-    def bag(self, frames):
+    def bag(self, frames: npt.ArrayLike) -> np.ndarray:
         """Per-class counts [N, num_classes] float32 for RGB uint8 frames [N, H, W, 3]."""
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:

@@ -18,6 +18,7 @@ was resized (stretched, not letterboxed) to the input.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -61,7 +62,9 @@ def decode_layer(raw: jax.Array, layer: cfg.Yolo, *, input_height: int, input_wi
     )
 
 
-def decode(raws, layers, *, input_height: int, input_width: int) -> Decoded:
+def decode(
+    raws: Sequence[jax.Array], layers: Sequence[cfg.Yolo], *, input_height: int, input_width: int
+) -> Decoded:
     """Concatenates the decoded boxes of every yolo layer, in cfg order."""
     parts = [
         decode_layer(raw, layer, input_height=input_height, input_width=input_width)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import cv2
 import jax
@@ -30,7 +31,7 @@ class DetectorOutput(NamedTuple):
 @functools.partial(jax.jit, static_argnames=("model", "max_candidates", "max_detections", "nms_overlap"))
 def detect(
     model: network.Darknet,
-    variables,
+    variables: Mapping[str, Any],
     images: jax.Array,
     *,
     conf_threshold: float | jax.Array = 0.25,
@@ -89,8 +90,8 @@ class ImageDetections(NamedTuple):
 
 def detect_image(
     model: network.Darknet,
-    variables,
-    spec: dict,
+    variables: Mapping[str, Any],
+    spec: Mapping[str, Any],
     image_uint8_rgb: np.ndarray,
     *,
     conf_threshold: float = 0.25,

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ppvad_jax.models.darknet import cfg, network, shapes
 
@@ -94,7 +96,7 @@ def read_header(buffer: bytes | np.ndarray, path: str = "<weights>") -> Header:
     return dataclasses.replace(header, seen=int(seen))
 
 
-def read_weights(path, config: cfg.DarknetConfig) -> tuple[Header, dict[int, ConvWeights]]:
+def read_weights(path: str | os.PathLike, config: cfg.DarknetConfig) -> tuple[Header, dict[int, ConvWeights]]:
     """Reads a .weights file for ``config``.
 
     Returns:
@@ -143,7 +145,10 @@ def read_weights(path, config: cfg.DarknetConfig) -> tuple[Header, dict[int, Con
 
 
 def write_weights(
-    path, config: cfg.DarknetConfig, layers: dict[int, ConvWeights], header: Header = Header()
+    path: str | os.PathLike,
+    config: cfg.DarknetConfig,
+    layers: dict[int, ConvWeights],
+    header: Header = Header(),
 ) -> None:
     """Writes ``layers`` (per convolutional layer index) in darknet's layout."""
     chunks = [np.array([header.major, header.minor, header.revision], "<i4").tobytes()]
@@ -191,7 +196,11 @@ def random_weights(
 
 
 def calibrate_batch_stats(
-    config: cfg.DarknetConfig, layers: dict[int, ConvWeights], images, *, min_variance: float = 0.01
+    config: cfg.DarknetConfig,
+    layers: dict[int, ConvWeights],
+    images: ArrayLike,
+    *,
+    min_variance: float = 0.01,
 ) -> dict[int, ConvWeights]:
     """Sets every rolling mean and variance to the statistics the network computes on ``images``.
 

@@ -8,15 +8,22 @@ runs over each video's sampled frames in frame order; a video is predicted
 anomalous when its SAS exceeds 0.5 anywhere (VL-F1).
 """
 
+from __future__ import annotations
+
 import json
+import os
 import pathlib
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from ppvad_jax.evaluation import plots, sas, video_metrics
 
 
-def per_video(predictions):
+def per_video(
+    predictions: Mapping[str, np.ndarray],
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """[(name, frame order, confidences, labels)] for each test video, frames sorted."""
     out = []
     for v, name in enumerate(predictions["videos"]):
@@ -27,7 +34,9 @@ def per_video(predictions):
     return [o for o in out if len(o[1])]
 
 
-def score(predictions, *, tau=0.5, nu=2.0, threshold=0.5):
+def score(
+    predictions: Mapping[str, np.ndarray], *, tau: float = 0.5, nu: float = 2.0, threshold: float = 0.5
+) -> dict[str, Any]:
     """FL-AUC, VL-F1 and the per-video SAS curves of one run's predictions."""
     videos = per_video(predictions)
     labels = [video_metrics.frame_positives(v[3]) for v in videos]
@@ -50,7 +59,9 @@ def score(predictions, *, tau=0.5, nu=2.0, threshold=0.5):
     }
 
 
-def write_report(workdir, *, out_name="eval.json", timelines=6):
+def write_report(
+    workdir: str | os.PathLike, *, out_name: str = "eval.json", timelines: int = 6
+) -> dict[str, Any]:
     """Reads W/predictions.npz and W/metrics.json; writes W/eval.json, W/roc.png, W/timelines/."""
     workdir = pathlib.Path(workdir)
     path = workdir / "predictions.npz"
@@ -91,7 +102,7 @@ def write_report(workdir, *, out_name="eval.json", timelines=6):
     return report
 
 
-def combined_privacy_text(combined):
+def combined_privacy_text(combined: Mapping[str, Any] | None) -> str:
     """A report's sentence on holding both models (``privacy.plan.combined``); "" without one."""
     if combined is None:
         return ""
@@ -104,7 +115,7 @@ def combined_privacy_text(combined):
     )
 
 
-def combined_privacy_cell(combined):
+def combined_privacy_cell(combined: Mapping[str, Any] | None) -> str:
     """The same as a table cell: the composed epsilon, or why there is none."""
     if not combined:
         return "no autoencoder"

@@ -11,9 +11,13 @@ Cost: one AUC per scorer per replicate, O(N log N) each; 1,000 replicates of
 a few thousand frames take about a second.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ppvad_jax.evaluation import roc
 
@@ -31,14 +35,23 @@ class AucDifference:
     videos: int
 
     @property
-    def a_clearly_better(self):
+    def a_clearly_better(self) -> bool:
         return self.low > 0
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return dict(dataclasses.asdict(self), a_clearly_better=self.a_clearly_better)
 
 
-def paired_video_bootstrap(labels, scores_a, scores_b, video, *, replicates=1000, confidence=0.95, seed=0):
+def paired_video_bootstrap(
+    labels: npt.ArrayLike,
+    scores_a: npt.ArrayLike,
+    scores_b: npt.ArrayLike,
+    video: npt.ArrayLike,
+    *,
+    replicates: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> AucDifference:
     """FL-AUC of a minus that of b, with a video-level paired bootstrap interval.
 
     Args:

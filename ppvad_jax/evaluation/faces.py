@@ -41,11 +41,16 @@ Definitions (per backend, over a set of frames):
   faces that really survived, not look-alikes the decoder invented elsewhere.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from skimage import data as skimage_data
 from skimage import feature as skimage_feature
 
@@ -76,7 +81,12 @@ class FaceDetectorConfig:
 _BACKENDS = {}
 
 
-def register_backend(name, factory, *, overwrite=False):
+def register_backend(
+    name: str,
+    factory: Callable[[FaceDetectorConfig], Callable[[np.ndarray], npt.ArrayLike]],
+    *,
+    overwrite: bool = False,
+) -> None:
     """Adds a face detector: ``factory(FaceDetectorConfig) -> detect(rgb_uint8) -> boxes [K, 4]``.
 
     For a stronger detector than the cascades (e.g. a CNN the user installs);
@@ -89,11 +99,13 @@ def register_backend(name, factory, *, overwrite=False):
     _BACKENDS[name] = factory
 
 
-def available_backends():
+def available_backends() -> tuple[str, ...]:
     return tuple(_BACKENDS)
 
 
-def make_detector(name, config=FaceDetectorConfig()):
+def make_detector(
+    name: str, config: FaceDetectorConfig = FaceDetectorConfig()
+) -> Callable[[npt.ArrayLike], np.ndarray]:
     """``detect(frame) -> float boxes [K, 4]`` for one RGB frame (uint8, or float in [0, 1])."""
     if name not in _BACKENDS:
         raise ValueError(f"unknown face backend {name!r}; available: {', '.join(_BACKENDS)}")
@@ -157,7 +169,7 @@ register_backend("haar", _haar)
 register_backend("lbp", _lbp)
 
 
-def to_uint8(frame):
+def to_uint8(frame: npt.ArrayLike) -> np.ndarray:
     """RGB uint8 [H, W, 3] from uint8, or from float in [0, 1] (checked)."""
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[-1] != 3:
@@ -184,14 +196,14 @@ class FaceCounts:
     matched_counts: np.ndarray  # [N] reconstructed boxes matched to an original box
 
     @property
-    def original_counts(self):
+    def original_counts(self) -> np.ndarray:
         return np.array([len(b) for b in self.original_boxes], np.int64)
 
     @property
-    def reconstructed_counts(self):
+    def reconstructed_counts(self) -> np.ndarray:
         return np.array([len(b) for b in self.reconstructed_boxes], np.int64)
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         """The JSON-able totals and rates defined in the module docstring."""
         original = int(self.original_counts.sum())
         reconstructed = int(self.reconstructed_counts.sum())
@@ -208,7 +220,7 @@ class FaceCounts:
         }
 
 
-def iou(a, b):
+def iou(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """Pairwise IoU of boxes a [K, 4] and b [M, 4] (x0, y0, x1, y1) -> [K, M]."""
     a = np.asarray(a, np.float64).reshape(-1, 1, 4)
     b = np.asarray(b, np.float64).reshape(1, -1, 4)
@@ -220,7 +232,9 @@ def iou(a, b):
     return inter / np.maximum(area_a + area_b - inter, 1e-12)
 
 
-def count_matches(original_boxes, reconstructed_boxes, *, min_iou):
+def count_matches(
+    original_boxes: npt.ArrayLike, reconstructed_boxes: npt.ArrayLike, *, min_iou: float
+) -> int:
     """One-to-one greedy matching, highest IoU first; returns the number of matched pairs."""
     overlaps = iou(original_boxes, reconstructed_boxes)
     matched = 0
@@ -232,7 +246,13 @@ def count_matches(original_boxes, reconstructed_boxes, *, min_iou):
     return matched
 
 
-def count_faces(originals, reconstructions, *, backends=("haar", "lbp"), config=FaceDetectorConfig()):
+def count_faces(
+    originals: npt.ArrayLike,
+    reconstructions: npt.ArrayLike,
+    *,
+    backends: Iterable[str] = ("haar", "lbp"),
+    config: FaceDetectorConfig = FaceDetectorConfig(),
+) -> dict[str, FaceCounts]:
     """Faces found by each backend on originals and reconstructions.
 
     Args:
@@ -273,7 +293,13 @@ def count_faces(originals, reconstructions, *, backends=("haar", "lbp"), config=
 BOX_COLORS = {"haar": (0, 255, 0), "lbp": (255, 0, 255)}
 
 
-def draw_boxes(frame, boxes, *, color=(0, 255, 0), thickness=1):
+def draw_boxes(
+    frame: npt.ArrayLike,
+    boxes: npt.ArrayLike,
+    *,
+    color: tuple[int, int, int] = (0, 255, 0),
+    thickness: int = 1,
+) -> np.ndarray:
     """A copy of an RGB uint8 frame with boxes [K, 4] drawn on it."""
     out = np.ascontiguousarray(to_uint8(frame)).copy()
     for x0, y0, x1, y1 in np.asarray(boxes).reshape(-1, 4):

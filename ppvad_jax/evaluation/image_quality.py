@@ -4,14 +4,21 @@ Images are float in [0, 1], [N, H, W, 3]. PSNR uses a peak of 1.0, so it is the
 same number as for uint8 images with a peak of 255.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
 import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 
 
 @jax.jit
-def per_frame(originals, reconstructions):
+def per_frame(
+    originals: jax.Array | np.ndarray, reconstructions: jax.Array | np.ndarray
+) -> dict[str, jax.Array]:
     """``{"mse", "psnr", "ssim"}``, each float32 [N]."""
     originals = originals.astype(jnp.float32)
     reconstructions = reconstructions.astype(jnp.float32)
@@ -23,7 +30,7 @@ def per_frame(originals, reconstructions):
     }
 
 
-def summarize(per_frame_values):
+def summarize(per_frame_values: Mapping[str, npt.ArrayLike]) -> dict[str, float | int]:
     """Means over frames, ignoring non-finite values (which are counted). Host-side numpy."""
     out = {}
     for name, values in per_frame_values.items():

@@ -25,14 +25,19 @@ data can show is 1/M: below it the number is an interpolation toward (0, 0)
 or the first vertex, and ``min_measurable_fpr`` says so.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 from ppvad_jax.evaluation import roc, video_metrics
 
 # --- ROC at low FPR -------------------------------------------------------------------------------
 
 
-def roc_curve(labels, scores):
+def roc_curve(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(fpr, tpr, thresholds)``: one vertex per distinct score, highest first, from (0, 0).
 
     Vertex i is "predict positive when score >= thresholds[i]"; vertex 0 has
@@ -42,7 +47,7 @@ def roc_curve(labels, scores):
     return video_metrics.roc_curve(labels, scores, drop_intermediate=False)
 
 
-def tpr_at_fpr(labels, scores, target_fpr):
+def tpr_at_fpr(labels: npt.ArrayLike, scores: npt.ArrayLike, target_fpr: float) -> float:
     """TPR at ``target_fpr`` on the ROC curve, linear between vertices (module docstring)."""
     if not 0 <= target_fpr <= 1:
         raise ValueError(f"target_fpr must be in [0, 1], got {target_fpr}")
@@ -55,7 +60,9 @@ def tpr_at_fpr(labels, scores, target_fpr):
     return float(tpr[i] + step * (tpr[i + 1] - tpr[i]))
 
 
-def attack_metrics(member_scores, nonmember_scores, *, fprs=(0.01, 0.001)):
+def attack_metrics(
+    member_scores: npt.ArrayLike, nonmember_scores: npt.ArrayLike, *, fprs: Sequence[float] = (0.01, 0.001)
+) -> dict[str, float | int]:
     """AUC and TPR at each FPR of scores where higher means "member"."""
     member_scores = np.asarray(member_scores, np.float64).ravel()
     nonmember_scores = np.asarray(nonmember_scores, np.float64).ravel()
@@ -75,12 +82,12 @@ def attack_metrics(member_scores, nonmember_scores, *, fprs=(0.01, 0.001)):
 # --- Scores ---------------------------------------------------------------------------------------
 
 
-def loss_threshold_scores(losses):
+def loss_threshold_scores(losses: npt.ArrayLike) -> np.ndarray:
     """Yeom et al.: lower loss, more likely a member."""
     return -np.asarray(losses, np.float64)
 
 
-def calibrated_scores(target_losses, reference_losses):
+def calibrated_scores(target_losses: npt.ArrayLike, reference_losses: npt.ArrayLike) -> np.ndarray:
     """Watson et al.: how much better the target reconstructs the frame than the reference does."""
     target_losses = np.asarray(target_losses, np.float64)
     reference_losses = np.asarray(reference_losses, np.float64)
@@ -89,7 +96,9 @@ def calibrated_scores(target_losses, reference_losses):
     return reference_losses - target_losses
 
 
-def frame_losses(reconstruct_fn, frames, *, batch_size=16):
+def frame_losses(
+    reconstruct_fn: Callable[[np.ndarray], npt.ArrayLike], frames: npt.ArrayLike, *, batch_size: int = 16
+) -> np.ndarray:
     """Per-frame MSE of ``reconstruct_fn`` (float [B, H, W, 3] in [0, 1] -> same), [N] float64.
 
     Frames are uint8 or float in [0, 1]; batched so a long clip never sits on
@@ -105,7 +114,14 @@ def frame_losses(reconstruct_fn, frames, *, batch_size=16):
     return np.concatenate(losses) if losses else np.zeros(0)
 
 
-def membership_inference(target_fn, members, nonmembers, *, reference_fn=None, batch_size=16):
+def membership_inference(
+    target_fn: Callable[[np.ndarray], npt.ArrayLike],
+    members: npt.ArrayLike,
+    nonmembers: npt.ArrayLike,
+    *,
+    reference_fn: Callable[[np.ndarray], npt.ArrayLike] | None = None,
+    batch_size: int = 16,
+) -> dict[str, dict[str, float | int] | None]:
     """Both attacks on a target autoencoder.
 
     Args:

@@ -7,9 +7,14 @@ threads and headless. Each plot is a fresh figure of exactly ``size`` inches x
 the pixel size.
 """
 
+from __future__ import annotations
+
+import os
 import pathlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -31,7 +36,16 @@ def _save(fig, path):
     return path
 
 
-def plot_roc_curves(curves, path, *, title="ROC", size=(6.0, 6.0), dpi=100):
+def plot_roc_curves(
+    curves: Mapping[
+        str, tuple[npt.ArrayLike | Sequence[npt.ArrayLike], npt.ArrayLike | Sequence[npt.ArrayLike]]
+    ],
+    path: str | os.PathLike,
+    *,
+    title: str = "ROC",
+    size: tuple[float, float] = (6.0, 6.0),
+    dpi: int = 100,
+) -> dict[str, float]:
     """Several named ROC curves on one axes, each with its AUC in the legend.
 
     The paper's Figure 10 is this plot with one curve per autoencoder (No DP, DP
@@ -72,8 +86,16 @@ def _runs(mask):
 
 
 def plot_score_timeline(
-    confidence, score, frame_labels, path, *, threshold=0.5, title="", size=(10.0, 3.0), dpi=100
-):
+    confidence: npt.ArrayLike,
+    score: npt.ArrayLike,
+    frame_labels: npt.ArrayLike,
+    path: str | os.PathLike,
+    *,
+    threshold: float = 0.5,
+    title: str = "",
+    size: tuple[float, float] = (10.0, 3.0),
+    dpi: int = 100,
+) -> pathlib.Path:
     """One video: frame confidence and SAS over frames, ground truth shaded.
 
     Frame t occupies x in [t, t + 1): hard-anomaly frames are shaded dark red,

@@ -10,14 +10,21 @@ draws original | reconstruction with every face detector's boxes.
 ``evaluation.autoencoder_privacy`` uses the same path for the sweep.
 """
 
+from __future__ import annotations
+
 import json
 import math
+import os
 import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
+from jax.typing import ArrayLike
 
 from ppvad_jax.data import errors, video_io
 from ppvad_jax.evaluation import faces
@@ -43,7 +50,7 @@ TRAINING_PRIVACY_KEYS = (
 # --- Inputs ---------------------------------------------------------------------------------------
 
 
-def export_spec(ae_workdir):
+def export_spec(ae_workdir: str | os.PathLike) -> dict[str, Any]:
     """``ae_workdir/export/spec.json`` as a dict; clear errors when the workdir or export is missing.
 
     Read on its own, before anything is decoded or compiled, so a wrong path
@@ -63,7 +70,9 @@ def export_spec(ae_workdir):
     return json.loads(spec.read_text())
 
 
-def load_autoencoder(ae_workdir):
+def load_autoencoder(
+    ae_workdir: str | os.PathLike,
+) -> tuple[Callable[[ArrayLike], jax.Array], Callable[[ArrayLike], jax.Array], dict[str, Any]]:
     """``(encode_fn, decode_fn, spec)`` from ``ae_workdir/export``.
 
     Cost: ``autoencoder_io`` builds each half's parameter template with a full
@@ -76,7 +85,13 @@ def load_autoencoder(ae_workdir):
     return encode_fn, decode_fn, spec
 
 
-def read_video(path, *, size, max_frames=None, frame_stride=1):
+def read_video(
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None,
+    max_frames: int | None = None,
+    frame_stride: int = 1,
+) -> np.ndarray:
     """uint8 RGB frames [N, H, W, 3] resized to ``size``; errors name the file."""
     if frame_stride < 1:
         raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
@@ -92,7 +107,7 @@ def read_video(path, *, size, max_frames=None, frame_stride=1):
     return np.stack(frames)
 
 
-def training_privacy(ae_workdir):
+def training_privacy(ae_workdir: str | os.PathLike) -> dict[str, Any] | None:
     """The trainer's privacy fields from ``metrics.json``, or None when there is no such file."""
     path = pathlib.Path(ae_workdir) / "metrics.json"
     if not path.is_file():
@@ -106,7 +121,12 @@ def training_privacy(ae_workdir):
 # --- The camera -> server path --------------------------------------------------------------------
 
 
-def make_path(encode_fn, decode_fn, ldp_config, key):
+def make_path(
+    encode_fn: Callable[[jax.Array], jax.Array],
+    decode_fn: Callable[[jax.Array], ArrayLike],
+    ldp_config: latent_ldp.LatentLdpConfig,
+    key: jax.Array,
+) -> Callable[[npt.ArrayLike], tuple[np.ndarray, np.ndarray]]:
     """``reconstruct(frames float [B, H, W, 3]) -> (reconstructions, latent L2 norms)``.
 
     Each call folds a counter into ``key``, so no two batches share noise.
@@ -123,7 +143,9 @@ def make_path(encode_fn, decode_fn, ldp_config, key):
     return reconstruct
 
 
-def reconstruct_all(reconstruct, frames, *, batch_size):
+def reconstruct_all(
+    reconstruct: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], frames: np.ndarray, *, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(reconstructions float32, latent norms)`` for frames [N, H, W, 3], uint8 or float in [0, 1].
 
     The last batch is padded to ``batch_size`` (and the padding dropped), so
@@ -146,7 +168,14 @@ def reconstruct_all(reconstruct, frames, *, batch_size):
 # --- Picture --------------------------------------------------------------------------------------
 
 
-def side_by_side(originals, reconstructions, counts, *, max_rows=4, min_width=320):
+def side_by_side(
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    counts: Mapping[str, faces.FaceCounts],
+    *,
+    max_rows: int = 4,
+    min_width: int = 320,
+) -> np.ndarray:
     """Rows of original | reconstruction with every backend's boxes, the frames with most faces first."""
     headline = next(iter(counts.values()))
     order = sorted(range(len(originals)), key=lambda i: (-int(headline.original_counts[i]), i))[:max_rows]

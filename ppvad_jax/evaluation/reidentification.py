@@ -38,10 +38,15 @@ attack that fails here would fail there, but success here does not prove
 success across photos.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from skimage import data as skimage_data
 from skimage import feature as skimage_feature
 
@@ -54,19 +59,21 @@ ASTRONAUT_FACE = (177, 66, 95, 95)
 # --- Data -----------------------------------------------------------------------------------------
 
 
-def lfw_faces():
+def lfw_faces() -> np.ndarray:
     """The 100 face crops of scikit-image's ``lfw_subset``, float32 [100, 25, 25] in [0, 1]."""
     return skimage_data.lfw_subset()[:100].astype(np.float32)
 
 
-def astronaut_face(size=CROP_SIZE):
+def astronaut_face(size: int = CROP_SIZE) -> np.ndarray:
     """The astronaut's face, grey, float32 [size, size] in [0, 1]."""
     x, y, w, h = ASTRONAUT_FACE
     crop = cv2.cvtColor(skimage_data.astronaut()[y : y + h, x : x + w], cv2.COLOR_RGB2GRAY)
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
-def augment(crops, rng, *, max_shift=1, noise_std=0.02):
+def augment(
+    crops: npt.ArrayLike, rng: np.random.Generator, *, max_shift: int = 1, noise_std: float = 0.02
+) -> np.ndarray:
     """Shifted (edge-padded, up to ``max_shift`` pixels each way) and noisy copies of crops [N, h, w]."""
     crops = np.asarray(crops, np.float32)
     n, h, w = crops.shape
@@ -85,11 +92,11 @@ class IdentitySet:
     names: tuple  # identity i's name
 
     @property
-    def num_identities(self):
+    def num_identities(self) -> int:
         return len(self.names)
 
 
-def identity_set(*, gallery_views=3, include_astronaut=True, seed=0):
+def identity_set(*, gallery_views: int = 3, include_astronaut: bool = True, seed: int = 0) -> IdentitySet:
     """The LFW (and astronaut) identities of the module docstring, gallery and probes."""
     probes = lfw_faces()
     names = tuple(f"lfw_subset[{i}]" for i in range(len(probes)))
@@ -115,7 +122,7 @@ def _normalise(features):
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
-def fit_pca(gallery, *, num_components=32):
+def fit_pca(gallery: npt.ArrayLike, *, num_components: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, basis [k, d])`` of the standardised gallery crops (eigenfaces)."""
     flat = _standardise(gallery)
     mean = flat.mean(axis=0)
@@ -129,7 +136,9 @@ def fit_pca(gallery, *, num_components=32):
     return mean, basis.T
 
 
-def features(crops, kind, *, pca=None):
+def features(
+    crops: npt.ArrayLike, kind: str, *, pca: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """L2-normalised features [N, D] of grey crops [N, h, w] in [0, 1]."""
     crops = np.asarray(crops, np.float32)
     if crops.ndim != 3:
@@ -156,7 +165,7 @@ def features(crops, kind, *, pca=None):
 # --- Attack ---------------------------------------------------------------------------------------
 
 
-def topk_accuracy(distances, true_index, ks):
+def topk_accuracy(distances: npt.ArrayLike, true_index: npt.ArrayLike, ks: Iterable[int]) -> dict[int, float]:
     """Mean over probes of P(true identity within the k nearest), ties broken at random in expectation.
 
     Args:
@@ -170,7 +179,13 @@ def topk_accuracy(distances, true_index, ks):
     return {k: float(np.mean(np.clip((k - nearer) / (tied + 1), 0, 1))) for k in ks}
 
 
-def attack(identities, reconstructed_probes, *, feature="hog", num_pca_components=32):
+def attack(
+    identities: IdentitySet,
+    reconstructed_probes: npt.ArrayLike,
+    *,
+    feature: str = "hog",
+    num_pca_components: int = 32,
+) -> dict[str, Any]:
     """Nearest-neighbour re-identification of reconstructed probes against the original gallery.
 
     Args:
@@ -209,7 +224,15 @@ def attack(identities, reconstructed_probes, *, feature="hog", num_pca_component
 # --- Through an autoencoder -----------------------------------------------------------------------
 
 
-def crops_through(reconstruct_fn, crops, frame_shape, *, face_size=CROP_SIZE, margin=8, background=0.5):
+def crops_through(
+    reconstruct_fn: Callable[[np.ndarray], npt.ArrayLike],
+    crops: npt.ArrayLike,
+    frame_shape: Sequence[int],
+    *,
+    face_size: int = CROP_SIZE,
+    margin: int = 8,
+    background: float = 0.5,
+) -> np.ndarray:
     """Passes grey crops through a frame-to-frame function by tiling them into frames.
 
     Each crop (resized to ``face_size``) is pasted on a flat grey frame of

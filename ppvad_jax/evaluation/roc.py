@@ -5,10 +5,15 @@ positive scores above a random negative, ties counting one half. Computed from
 average ranks in O(n log n).
 """
 
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 
 
-def checked(labels, scores, *, what):
+def checked(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, *, what: str
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """``(labels bool [N], scores float64 [N], positives, negatives)``, or a ValueError naming
     what is wrong: shapes that differ, a non-finite score, or a missing class (``what`` needs both)."""
     labels = np.asarray(labels).astype(bool).ravel()
@@ -24,7 +29,7 @@ def checked(labels, scores, *, what):
     return labels, scores, num_pos, num_neg
 
 
-def roc_auc(labels, scores):
+def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     """Area under the ROC curve.
 
     Args:

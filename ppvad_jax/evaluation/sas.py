@@ -44,13 +44,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 METHODS = ("auto", "associative", "sequential", "python")
 
 
 def sigmoidal_anomaly_score(
-    confidence, *, tau=0.5, nu=2.0, lower=-7.0, upper=7.0, initial=None, method="auto"
-):
+    confidence: ArrayLike,
+    *,
+    tau: float = 0.5,
+    nu: float = 2.0,
+    lower: float = -7.0,
+    upper: float = 7.0,
+    initial: float | None = None,
+    method: str = "auto",
+) -> jax.Array | np.ndarray:
     """Per-frame sigmoidal anomaly score.
 
     Args:

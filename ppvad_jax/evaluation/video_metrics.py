@@ -14,13 +14,18 @@ Host-side numpy: these run once per evaluation over at most millions of frames;
 sorting dominates, O(N log N).
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 from ppvad_jax.data.ucf_layout import HARD, NORMAL, SOFT
 from ppvad_jax.evaluation import roc
 
 
-def frame_positives(labels, *, soft_is_anomalous=False):
+def frame_positives(labels: npt.ArrayLike, *, soft_is_anomalous: bool = False) -> np.ndarray:
     """Binary frame labels from {NORMAL, SOFT, HARD}: HARD is positive, SOFT only if asked."""
     labels = np.asarray(labels)
     unknown = ~np.isin(labels, (NORMAL, SOFT, HARD))
@@ -29,7 +34,7 @@ def frame_positives(labels, *, soft_is_anomalous=False):
     return (labels == HARD) | (soft_is_anomalous & (labels == SOFT))
 
 
-def video_is_anomalous(frame_labels_per_video):
+def video_is_anomalous(frame_labels_per_video: Iterable[npt.ArrayLike]) -> np.ndarray:
     """[V] bools: a video is anomalous if any of its frames is a soft or hard anomaly."""
     return np.array([bool(np.any(np.asarray(labels) != NORMAL)) for labels in frame_labels_per_video])
 
@@ -41,7 +46,9 @@ def _pool(per_video):
     return np.ravel(np.asarray(per_video))
 
 
-def frame_level_auc(labels, scores):
+def frame_level_auc(
+    labels: npt.ArrayLike | Sequence[npt.ArrayLike], scores: npt.ArrayLike | Sequence[npt.ArrayLike]
+) -> float:
     """FL-AUC: ROC AUC over all frames pooled (lists of per-video arrays, or arrays).
 
     Args:
@@ -51,7 +58,12 @@ def frame_level_auc(labels, scores):
     return roc.roc_auc(_pool(labels), _pool(scores))
 
 
-def roc_curve(labels, scores, *, drop_intermediate=True):
+def roc_curve(
+    labels: npt.ArrayLike | Sequence[npt.ArrayLike],
+    scores: npt.ArrayLike | Sequence[npt.ArrayLike],
+    *,
+    drop_intermediate: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC curve points, as ``sklearn.metrics.roc_curve`` gives them.
 
     One point per distinct score (the threshold: predict positive when score >=
@@ -82,7 +94,7 @@ def roc_curve(labels, scores, *, drop_intermediate=True):
     return false_pos / num_neg, true_pos / num_pos, thresholds
 
 
-def video_predictions(scores_per_video, *, threshold=0.5):
+def video_predictions(scores_per_video: Iterable[npt.ArrayLike], *, threshold: float = 0.5) -> np.ndarray:
     """[V] bools: video v is predicted anomalous if any frame's score exceeds ``threshold``.
 
     Args:
@@ -94,7 +106,9 @@ def video_predictions(scores_per_video, *, threshold=0.5):
     return np.array([bool(np.any(np.asarray(s) > threshold)) for s in scores_per_video])
 
 
-def video_level_f1(video_labels, scores_per_video, *, threshold=0.5):
+def video_level_f1(
+    video_labels: npt.ArrayLike, scores_per_video: Iterable[npt.ArrayLike], *, threshold: float = 0.5
+) -> dict[str, float | int]:
     """VL-F1 with its precision and recall.
 
     Conventions (as ``sklearn.metrics`` with ``zero_division=0``): precision is 0

@@ -21,6 +21,7 @@ import dataclasses
 import logging as std_logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import dp_accounting
 import numpy as np
@@ -166,7 +167,7 @@ def composed(params_list: Sequence[DpParams], delta: float) -> dict:
     return {"epsilon_rdp": eps_rdp, "epsilon_pld": float(pld.get_epsilon(delta)), "delta": delta}
 
 
-def json_safe(value):
+def json_safe(value: Any) -> Any:
     """JSON has no infinity or NaN: they are written as the strings "inf", "-inf", "nan", at any
     depth (an unbounded epsilon nested in a report included)."""
     if isinstance(value, dict):

@@ -54,7 +54,7 @@ class PoissonSampler:
         self.bucket = granularity * math.ceil(bucket / granularity)
 
     @property
-    def expected_batch_size(self):
+    def expected_batch_size(self) -> float:
         return self.num_units * self.sampling_rate
 
     def padded_size(self, num_real: int) -> int:

@@ -48,7 +48,9 @@ jax.tree_util.register_dataclass(
 )
 
 
-def clip_one(grads, *, l2_clip_norm, keep=True):
+def clip_one(
+    grads: PyTree, *, l2_clip_norm: float, keep: bool | jax.Array = True
+) -> tuple[PyTree, jax.Array, jax.Array]:
     """Scales one example's gradients to global norm <= C; zeros if not ``keep`` or not finite.
 
     Returns ``(clipped grads in float32, norm, finite)``.

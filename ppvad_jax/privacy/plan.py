@@ -38,6 +38,7 @@ import math
 from collections.abc import Sequence
 
 import dp_accounting
+import jax
 
 from ppvad_jax.privacy import accounting, batch_selection, clipping, noise, run_secret
 
@@ -117,8 +118,16 @@ class DpPlan:
         )
 
     def noisy_gradient(
-        self, grads_fn, params, batch, is_padding, noise_key, *, noise_multiplier, microbatch_size=None
-    ):
+        self,
+        grads_fn: clipping.GradsFn,
+        params: clipping.PyTree,
+        batch: clipping.PyTree,
+        is_padding: jax.Array,
+        noise_key: jax.Array,
+        *,
+        noise_multiplier: float | jax.Array,
+        microbatch_size: int | None = None,
+    ) -> tuple[clipping.PyTree, clipping.ClipResult]:
         """``(noisy mean gradient, ClipResult)``: clipped sum, one noise draw, / expected batch.
 
         ``noise_multiplier`` is an argument (it may be traced: one compiled step for every

@@ -142,11 +142,44 @@ def _result_response(status, result, *, alert=None, latency_ms=None, batch=None)
     return out
 
 
+# --- the steps of a tick that touch no engine state, in tick order ---------------------------
+
+
 class _Answer(NamedTuple):
     """A frame's response, sent to its camera's session only after the tick's commit."""
 
     request: Request
     response: dict
+
+
+class _FrameKey(NamedTuple):
+    """Names one frame: the store's key of its result."""
+
+    camera_id: str
+    run_id: str | None  # None: no frame of this camera processed yet
+    frame_index: int
+
+
+def _frame_key(m: wire.FrameMessage) -> _FrameKey:
+    return _FrameKey(m.camera_id, m.run_id, m.frame_index)
+
+
+class _Triage(NamedTuple):
+    """A tick's frames sorted, each list in arrival order."""
+
+    fresh: list[Request]  # to decode, score and commit
+    duplicates: list[Request]  # repeats of a fresh frame: answered with its result
+    answers: list[_Answer]  # answered without scoring
+
+
+def _replayed_duplicates(duplicates: list[Request], scored: list[_Answer]) -> list[_Answer]:
+    """Answers each repeat of a frame scored in the same tick with that frame's response."""
+    by_key = {_frame_key(a.request.message): a.response for a in scored}
+    answers = []
+    for request in duplicates:
+        first = by_key[_frame_key(request.message)]
+        answers.append(_Answer(request, {**first, "status": first["status"].replace("ok", "replayed")}))
+    return answers
 
 
 class _FlowInputs(NamedTuple):
@@ -283,7 +316,6 @@ class Engine:
         self.options = options
         self._states = store.load_states()  # camera -> CameraState, as last committed
         self._reload = set()  # cameras whose state is re-read from the store before the next tick
-        self._moved_sessions = []  # tick thread only: streams to close once answered
         self._previous = {}  # camera -> _Previous (in memory: a restarted server starts with zero flow)
         self._holds = {}  # tick thread only: camera -> _Hold
         self._queue = collections.deque()
@@ -444,85 +476,112 @@ class Engine:
         except Exception:  # a closed session: the result is committed and is replayed on resend
             log.debug("could not deliver to %s", request.message.camera_id, exc_info=True)
 
-    def _tick(self, batch):
-        # Claims precede their stream's frames (same thread), so every claim behind this batch
-        # is in the set by now.
-        with self._cond:
-            reload, self._reload = self._reload, set()
-        if reload:
-            refreshed = {}
-            try:
-                for camera in sorted(reload):
-                    state = self.store.claim(camera, self.owner)
-                    if state is not None:
-                        refreshed[camera] = state
-            except Exception:  # the store is down: claim again before the next tick
-                with self._cond:
-                    self._reload |= reload - set(refreshed)
-                raise
-            finally:
-                with self._cond:
-                    self._states = {**self._states, **refreshed}
-        latest = {c: (s.run_id, s.last_frame_index) for c, s in self._states.items()}
-        fresh, fresh_keys, duplicates = [], set(), []
-        answers = []  # (request, response), all sent after the commit
+    def _tick(self, batch: list[Request]) -> None:
+        """One tick (module docstring); a tick that raises has answered none of its frames."""
+        self._refresh_claimed_states()
         now = time.monotonic()
         holds = dict(self._holds)  # lifted here, made final only if this tick succeeds
-        for request in batch:
-            m = request.message
-            waited = now - request.received
-            if waited > self.options.max_queue_delay_s:
-                self.stats["overloaded_late"] += 1
-                answers.append((request, wire.make_response(
-                    "overloaded", camera_id=m.camera_id, run_id=m.run_id, frame_index=m.frame_index,
-                    message=f"server overloaded: frame waited {waited:.2f} s in the queue (limit "
-                    f"{self.options.max_queue_delay_s} s), dropped; slow down",
-                    retry_after_ms=int(1000 * max(0.1, waited - self.options.max_queue_delay_s)),
-                )))  # fmt: skip
-                continue
-            key = (m.camera_id, m.run_id, m.frame_index)
-            if key in fresh_keys:  # the same frame twice in one tick: answer it with the first's result
-                duplicates.append((request, key))
-                continue
-            held = self._held(m, holds, now)
-            if held is not None:
-                answers.append((request, self._error(request, "resend", held)))
-                continue
-            done = self.store.lookup_result(*key)
-            if done is not None:
-                self.stats["replayed"] += 1
-                answers.append((request, _result_response("replayed", done)))
-                continue
-            run_id, last_frame = latest.get(m.camera_id, (None, -1))
-            if run_id == m.run_id and m.frame_index <= last_frame:
-                answers.append((request, self._error(
-                    request, "stale",
-                    f"frame {m.frame_index} is not after this run's last processed frame {last_frame}",
-                )))  # fmt: skip
-                continue
-            fresh.append(request)
-            fresh_keys.add(key)
-            latest[m.camera_id] = (m.run_id, m.frame_index)
-        if fresh:
-            scored = self._score_and_commit(fresh)
-            answers.extend(scored.answers)
-            self._moved_sessions.extend(scored.moved_sessions)
-            by_key = {
-                (r.message.camera_id, r.message.run_id, r.message.frame_index): response
-                for r, response in scored.answers
-            }
-            for request, key in duplicates:
-                self.stats["replayed"] += 1
-                answers.append(
-                    (request, {**by_key[key], "status": by_key[key]["status"].replace("ok", "replayed")})
-                )
+        triage = self._triage(batch, holds=holds, now=now)
+        answers, moved_sessions = list(triage.answers), []
+        if triage.fresh:
+            scored = self._score_and_commit(triage.fresh)
+            answers += scored.answers + _replayed_duplicates(triage.duplicates, scored.answers)
+            moved_sessions = scored.moved_sessions
+            if triage.duplicates:
+                self.stats["replayed"] += len(triage.duplicates)
         self._holds = {c: h for c, h in self._holds.items() if c in holds}  # this tick succeeded
         for request, response in answers:
             self._answer(request, response)
         # Streams of cameras another server claimed: closed after their answers went out.
-        sessions, self._moved_sessions = self._moved_sessions, []
-        for session in sessions:
+        for session in moved_sessions:
             session.close(shutting_down=True)
+
+    def _refresh_claimed_states(self) -> None:
+        """Claims the cameras whose streams opened since the last tick and re-reads their state.
+
+        Claims precede their stream's frames (same thread), so every claim behind this batch is
+        in the set by now. A claim the store could not take is tried again before the next tick."""
+        with self._cond:
+            reload, self._reload = self._reload, set()
+        if not reload:
+            return
+        refreshed = {}
+        try:
+            for camera in sorted(reload):
+                state = self.store.claim(camera, self.owner)
+                if state is not None:
+                    refreshed[camera] = state
+        except Exception:  # the store is down: claim again before the next tick
+            with self._cond:
+                self._reload |= reload - set(refreshed)
+            raise
+        finally:
+            with self._cond:
+                self._states = {**self._states, **refreshed}
+
+    def _triage(self, batch: list[Request], *, holds: dict[str, _Hold], now: float) -> _Triage:
+        """Sorts a tick's frames, in arrival order, into those to score, repeats of one of those
+        within the tick, and those answered without scoring (late, held, replayed, stale)."""
+        latest = {c: _FrameKey(c, s.run_id, s.last_frame_index) for c, s in self._states.items()}
+        triage, fresh_keys = _Triage([], [], []), set()
+        for request in batch:
+            key = _frame_key(request.message)
+            late = self._late_response(request, now)
+            if late is None and key in fresh_keys:  # the same frame twice in one tick
+                triage.duplicates.append(request)
+                continue
+            if late is not None:
+                response = late
+            else:
+                response = self._unscored_response(request, key, holds=holds, latest=latest, now=now)
+            if response is not None:
+                triage.answers.append(_Answer(request, response))
+            else:
+                triage.fresh.append(request)
+                fresh_keys.add(key)
+                latest[key.camera_id] = key
+        return triage
+
+    def _late_response(self, request: Request, now: float) -> dict | None:
+        """The "overloaded" answer of a frame that waited more than ``max_queue_delay_s``, else
+        None: late scores are worth less than dropped frames for a live camera."""
+        waited, limit = now - request.received, self.options.max_queue_delay_s
+        if waited <= limit:
+            return None
+        self.stats["overloaded_late"] += 1
+        m = request.message
+        return wire.make_response(
+            "overloaded", camera_id=m.camera_id, run_id=m.run_id, frame_index=m.frame_index,
+            message=f"server overloaded: frame waited {waited:.2f} s in the queue (limit "
+            f"{limit} s), dropped; slow down",
+            retry_after_ms=int(1000 * max(0.1, waited - limit)),
+        )  # fmt: skip
+
+    def _unscored_response(
+        self,
+        request: Request,
+        key: _FrameKey,
+        *,
+        holds: dict[str, _Hold],
+        latest: dict[str, _FrameKey],
+        now: float,
+    ) -> dict | None:
+        """The answer of a frame held behind a failed one, already committed, or not after its
+        camera's last processed frame; None for a frame to score."""
+        held = self._held(request.message, holds, now)
+        if held is not None:
+            return self._error(request, "resend", held)
+        done = self.store.lookup_result(*key)
+        if done is not None:
+            self.stats["replayed"] += 1
+            return _result_response("replayed", done)
+        last = latest.get(key.camera_id, _FrameKey(key.camera_id, None, -1))
+        if last.run_id == key.run_id and key.frame_index <= last.frame_index:
+            return self._error(
+                request, "stale",
+                f"frame {key.frame_index} is not after this run's last processed frame {last.frame_index}",
+            )  # fmt: skip
+        return None
 
     def _score_and_commit(self, fresh: list[Request]) -> _Scored:
         """Decodes, flows, scores, steps and commits ``fresh`` (steps 2-6 of the module

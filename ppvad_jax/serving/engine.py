@@ -47,12 +47,14 @@ committing and answering everything already accepted, before it exits.
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from typing import NamedTuple
 
 import numpy as np
 
@@ -140,6 +142,167 @@ def _result_response(status, result, *, alert=None, latency_ms=None, batch=None)
     return out
 
 
+# --- the steps of a tick that touch no engine state, in tick order ---------------------------
+
+
+class _Answer(NamedTuple):
+    """A frame's response, sent to its camera's session only after the tick's commit."""
+
+    request: Request
+    response: dict
+
+
+class _FrameKey(NamedTuple):
+    """Names one frame: the store's key of its result."""
+
+    camera_id: str
+    run_id: str | None  # None: no frame of this camera processed yet
+    frame_index: int
+
+
+def _frame_key(m: wire.FrameMessage) -> _FrameKey:
+    return _FrameKey(m.camera_id, m.run_id, m.frame_index)
+
+
+class _Triage(NamedTuple):
+    """A tick's frames sorted, each list in arrival order."""
+
+    fresh: list[Request]  # to decode, score and commit
+    duplicates: list[Request]  # repeats of a fresh frame: answered with its result
+    answers: list[_Answer]  # answered without scoring
+
+
+def _replayed_duplicates(duplicates: list[Request], scored: list[_Answer]) -> list[_Answer]:
+    """Answers each repeat of a frame scored in the same tick with that frame's response."""
+    by_key = {_frame_key(a.request.message): a.response for a in scored}
+    answers = []
+    for request in duplicates:
+        first = by_key[_frame_key(request.message)]
+        answers.append(_Answer(request, {**first, "status": first["status"].replace("ok", "replayed")}))
+    return answers
+
+
+class _FlowInputs(NamedTuple):
+    """Each fresh frame's previous reconstruction (None: zero flow), and the table after the tick."""
+
+    previous_frames: list[np.ndarray | None]
+    previous: dict[str, _Previous]
+
+
+class _Stepped(NamedTuple):
+    """A tick's new camera states, frame results and alerts, computed but not yet committed."""
+
+    states: dict[str, camera_state.CameraState]
+    results: list[camera_state.FrameResult]
+    alerts: dict[str, camera_state.Alert]  # by id: the last version of an alert touched twice
+
+
+class _Scored(NamedTuple):
+    """The answers of a tick's scored frames, and the streams to close once they are sent."""
+
+    answers: list[_Answer]
+    moved_sessions: list[object]  # streams of cameras another server has claimed
+
+
+class _StepClock:
+    """Seconds spent in each step of a tick, for ``Engine.stats``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.seconds[step] = now - self._last
+        self._last = now
+
+
+def _flow_partner(previous: _Previous | None, m: wire.FrameMessage, *, max_gap: int) -> np.ndarray | None:
+    """The reconstruction to take ``m``'s flow from; None across a new run or a gap, since flow
+    across a long gap measures the gap, not motion."""
+    usable = (
+        previous is not None
+        and previous.run_id == m.run_id
+        and 0 < m.frame_index - previous.frame_index <= max_gap
+    )
+    return previous.reconstruction if usable else None
+
+
+def _flow_inputs(
+    fresh: list[Request], reconstructions: np.ndarray, previous: dict[str, _Previous], *, max_gap: int
+) -> _FlowInputs:
+    """Pairs each frame with its camera's previous reconstruction, following the frames of one
+    camera within the tick."""
+    previous = dict(previous)
+    previous_frames = []
+    for request, reconstruction in zip(fresh, reconstructions, strict=True):
+        m = request.message
+        previous_frames.append(_flow_partner(previous.get(m.camera_id), m, max_gap=max_gap))
+        previous[m.camera_id] = _Previous(m.run_id, m.frame_index, reconstruction)
+    return _FlowInputs(previous_frames, previous)
+
+
+def _optical_flow(previous: np.ndarray | None, current: np.ndarray, *, method: str) -> np.ndarray:
+    """float32 [h, w, 2] flow from ``previous`` to ``current``; zeros without a previous frame."""
+    if previous is None:
+        return np.zeros((*current.shape[:2], 2), np.float32)
+    return flow_lib.optical_flow(previous, current, method=method)
+
+
+def _advance_cameras(
+    fresh: list[Request],
+    confidences: np.ndarray,
+    states: dict[str, camera_state.CameraState],
+    params: camera_state.SasParams,
+) -> _Stepped:
+    """Steps each camera's SAS and alert state through its frames, in frame order."""
+    states = dict(states)
+    results, alerts = [], {}
+    for request, confidence in zip(fresh, confidences, strict=True):
+        m = request.message
+        state = states.get(m.camera_id) or camera_state.initial_state(m.camera_id, params)
+        state, result, alert = camera_state.advance(
+            state, confidence=float(confidence), run_id=m.run_id, frame_index=m.frame_index,
+            timestamp=m.timestamp, params=params,
+        )  # fmt: skip
+        states[m.camera_id] = state
+        results.append(result)
+        if alert is not None:
+            alerts[alert.alert_id] = alert
+    return _Stepped(states, results, alerts)
+
+
+def _restore_moved(table: dict, before: dict, moved: set[str]) -> dict:
+    """``table`` with the entries of the ``moved`` cameras as they were ``before`` the tick."""
+    kept = {camera: value for camera, value in table.items() if camera not in moved}
+    return kept | {camera: before[camera] for camera in moved if camera in before}
+
+
+def _moved_response(result: camera_state.FrameResult) -> dict:
+    """Not final for the camera: the frame stays in its window and is resent after it reconnects
+    (through the load balancer, to the server that claimed it)."""
+    return wire.make_response(
+        "shutting_down", camera_id=result.camera_id, run_id=result.run_id,
+        frame_index=result.frame_index,
+        message="this camera is now served by another server: reconnect and resend",
+    )  # fmt: skip
+
+
+def _scored_answers(fresh: list[Request], stepped: _Stepped, moved: set[str], *, now: float) -> _Scored:
+    """The committed tick's answers: results, or "shutting_down" for cameras moved elsewhere."""
+    answers, moved_sessions = [], []
+    for request, result in zip(fresh, stepped.results, strict=True):
+        if result.camera_id in moved:
+            answers.append(_Answer(request, _moved_response(result)))
+            moved_sessions.append(request.session)
+            continue
+        alert = stepped.alerts.get(result.alert_id) if result.alert_id else None
+        latency_ms = 1000 * (now - request.received)
+        response = _result_response("ok", result, alert=alert, latency_ms=latency_ms, batch=len(fresh))
+        answers.append(_Answer(request, response))
+    return _Scored(answers, moved_sessions)
+
+
 class Engine:
     """Owns the queue, the tick thread, the per-camera state and the store writes."""
 
@@ -153,7 +316,6 @@ class Engine:
         self.options = options
         self._states = store.load_states()  # camera -> CameraState, as last committed
         self._reload = set()  # cameras whose state is re-read from the store before the next tick
-        self._moved_sessions = []  # tick thread only: streams to close once answered
         self._previous = {}  # camera -> _Previous (in memory: a restarted server starts with zero flow)
         self._holds = {}  # tick thread only: camera -> _Hold
         self._queue = collections.deque()
@@ -314,182 +476,181 @@ class Engine:
         except Exception:  # a closed session: the result is committed and is replayed on resend
             log.debug("could not deliver to %s", request.message.camera_id, exc_info=True)
 
-    def _tick(self, batch):
-        # Claims precede their stream's frames (same thread), so every claim behind this batch
-        # is in the set by now.
-        with self._cond:
-            reload, self._reload = self._reload, set()
-        if reload:
-            refreshed = {}
-            try:
-                for camera in sorted(reload):
-                    state = self.store.claim(camera, self.owner)
-                    if state is not None:
-                        refreshed[camera] = state
-            except Exception:  # the store is down: claim again before the next tick
-                with self._cond:
-                    self._reload |= reload - set(refreshed)
-                raise
-            finally:
-                with self._cond:
-                    self._states = {**self._states, **refreshed}
-        latest = {c: (s.run_id, s.last_frame_index) for c, s in self._states.items()}
-        fresh, fresh_keys, duplicates = [], set(), []
-        answers = []  # (request, response), all sent after the commit
+    def _tick(self, batch: list[Request]) -> None:
+        """One tick (module docstring); a tick that raises has answered none of its frames."""
+        self._refresh_claimed_states()
         now = time.monotonic()
         holds = dict(self._holds)  # lifted here, made final only if this tick succeeds
-        for request in batch:
-            m = request.message
-            waited = now - request.received
-            if waited > self.options.max_queue_delay_s:
-                self.stats["overloaded_late"] += 1
-                answers.append((request, wire.make_response(
-                    "overloaded", camera_id=m.camera_id, run_id=m.run_id, frame_index=m.frame_index,
-                    message=f"server overloaded: frame waited {waited:.2f} s in the queue (limit "
-                    f"{self.options.max_queue_delay_s} s), dropped; slow down",
-                    retry_after_ms=int(1000 * max(0.1, waited - self.options.max_queue_delay_s)),
-                )))  # fmt: skip
-                continue
-            key = (m.camera_id, m.run_id, m.frame_index)
-            if key in fresh_keys:  # the same frame twice in one tick: answer it with the first's result
-                duplicates.append((request, key))
-                continue
-            held = self._held(m, holds, now)
-            if held is not None:
-                answers.append((request, self._error(request, "resend", held)))
-                continue
-            done = self.store.lookup_result(*key)
-            if done is not None:
-                self.stats["replayed"] += 1
-                answers.append((request, _result_response("replayed", done)))
-                continue
-            run_id, last_frame = latest.get(m.camera_id, (None, -1))
-            if run_id == m.run_id and m.frame_index <= last_frame:
-                answers.append((request, self._error(
-                    request, "stale",
-                    f"frame {m.frame_index} is not after this run's last processed frame {last_frame}",
-                )))  # fmt: skip
-                continue
-            fresh.append(request)
-            fresh_keys.add(key)
-            latest[m.camera_id] = (m.run_id, m.frame_index)
-        if fresh:
-            scored = self._score_and_commit(fresh)
-            answers.extend(scored)
-            by_key = {
-                (r.message.camera_id, r.message.run_id, r.message.frame_index): response
-                for r, response in scored
-            }
-            for request, key in duplicates:
-                self.stats["replayed"] += 1
-                answers.append(
-                    (request, {**by_key[key], "status": by_key[key]["status"].replace("ok", "replayed")})
-                )
+        triage = self._triage(batch, holds=holds, now=now)
+        answers, moved_sessions = list(triage.answers), []
+        if triage.fresh:
+            scored = self._score_and_commit(triage.fresh)
+            answers += scored.answers + _replayed_duplicates(triage.duplicates, scored.answers)
+            moved_sessions = scored.moved_sessions
+            if triage.duplicates:
+                self.stats["replayed"] += len(triage.duplicates)
         self._holds = {c: h for c, h in self._holds.items() if c in holds}  # this tick succeeded
         for request, response in answers:
             self._answer(request, response)
         # Streams of cameras another server claimed: closed after their answers went out.
-        sessions, self._moved_sessions = self._moved_sessions, []
-        for session in sessions:
+        for session in moved_sessions:
             session.close(shutting_down=True)
 
-    def _score_and_commit(self, fresh):
-        t0 = time.monotonic()
+    def _refresh_claimed_states(self) -> None:
+        """Claims the cameras whose streams opened since the last tick and re-reads their state.
+
+        Claims precede their stream's frames (same thread), so every claim behind this batch is
+        in the set by now. A claim the store could not take is tried again before the next tick."""
+        with self._cond:
+            reload, self._reload = self._reload, set()
+        if not reload:
+            return
+        refreshed = {}
+        try:
+            for camera in sorted(reload):
+                state = self.store.claim(camera, self.owner)
+                if state is not None:
+                    refreshed[camera] = state
+        except Exception:  # the store is down: claim again before the next tick
+            with self._cond:
+                self._reload |= reload - set(refreshed)
+            raise
+        finally:
+            with self._cond:
+                self._states = {**self._states, **refreshed}
+
+    def _triage(self, batch: list[Request], *, holds: dict[str, _Hold], now: float) -> _Triage:
+        """Sorts a tick's frames, in arrival order, into those to score, repeats of one of those
+        within the tick, and those answered without scoring (late, held, replayed, stale)."""
+        latest = {c: _FrameKey(c, s.run_id, s.last_frame_index) for c, s in self._states.items()}
+        triage, fresh_keys = _Triage([], [], []), set()
+        for request in batch:
+            key = _frame_key(request.message)
+            late = self._late_response(request, now)
+            if late is None and key in fresh_keys:  # the same frame twice in one tick
+                triage.duplicates.append(request)
+                continue
+            if late is not None:
+                response = late
+            else:
+                response = self._unscored_response(request, key, holds=holds, latest=latest, now=now)
+            if response is not None:
+                triage.answers.append(_Answer(request, response))
+            else:
+                triage.fresh.append(request)
+                fresh_keys.add(key)
+                latest[key.camera_id] = key
+        return triage
+
+    def _late_response(self, request: Request, now: float) -> dict | None:
+        """The "overloaded" answer of a frame that waited more than ``max_queue_delay_s``, else
+        None: late scores are worth less than dropped frames for a live camera."""
+        waited, limit = now - request.received, self.options.max_queue_delay_s
+        if waited <= limit:
+            return None
+        self.stats["overloaded_late"] += 1
+        m = request.message
+        return wire.make_response(
+            "overloaded", camera_id=m.camera_id, run_id=m.run_id, frame_index=m.frame_index,
+            message=f"server overloaded: frame waited {waited:.2f} s in the queue (limit "
+            f"{limit} s), dropped; slow down",
+            retry_after_ms=int(1000 * max(0.1, waited - limit)),
+        )  # fmt: skip
+
+    def _unscored_response(
+        self,
+        request: Request,
+        key: _FrameKey,
+        *,
+        holds: dict[str, _Hold],
+        latest: dict[str, _FrameKey],
+        now: float,
+    ) -> dict | None:
+        """The answer of a frame held behind a failed one, already committed, or not after its
+        camera's last processed frame; None for a frame to score."""
+        held = self._held(request.message, holds, now)
+        if held is not None:
+            return self._error(request, "resend", held)
+        done = self.store.lookup_result(*key)
+        if done is not None:
+            self.stats["replayed"] += 1
+            return _result_response("replayed", done)
+        last = latest.get(key.camera_id, _FrameKey(key.camera_id, None, -1))
+        if last.run_id == key.run_id and key.frame_index <= last.frame_index:
+            return self._error(
+                request, "stale",
+                f"frame {key.frame_index} is not after this run's last processed frame {last.frame_index}",
+            )  # fmt: skip
+        return None
+
+    def _score_and_commit(self, fresh: list[Request]) -> _Scored:
+        """Decodes, flows, scores, steps and commits ``fresh`` (steps 2-6 of the module
+        docstring); returns its answers, which may go out since the commit has returned."""
+        clock = _StepClock()
         reconstructions = self.decoder(np.stack([r.latent for r in fresh]))
-        t_decode = time.monotonic()
+        clock.lap("decode_s")
+        flow_inputs = _flow_inputs(fresh, reconstructions, self._previous, max_gap=self.options.max_flow_gap)
+        batch = self._frame_batch(fresh, reconstructions, flow_inputs.previous_frames)
+        clock.lap("flow_s")
+        confidences = self._score(batch)
+        clock.lap("score_s")
+        stepped = _advance_cameras(fresh, confidences, self._states, self.sas_params)
+        moved = self._commit(fresh, stepped)
+        clock.lap("commit_s")
+        self._swap_in(stepped.states, flow_inputs.previous, moved)
+        self.stats["frames"] += len(fresh)
+        self.stats["ticks"] += 1
+        self.stats["alerts_touched"] += len(stepped.alerts)
+        self.stats.update(clock.seconds)
+        scored = _scored_answers(fresh, stepped, moved, now=time.monotonic())
+        if scored.moved_sessions:  # no "moved": 0 in the stats of a server that never lost a camera
+            self.stats["moved"] += len(scored.moved_sessions)
+        return scored
 
-        # Previous reconstruction per frame, following frames of one camera within the tick.
-        previous = dict(self._previous)
-        prev_frames = []
-        for request, reconstruction in zip(fresh, reconstructions, strict=True):
-            m = request.message
-            p = previous.get(m.camera_id)
-            usable = (
-                p is not None
-                and p.run_id == m.run_id
-                and 0 < m.frame_index - p.frame_index <= self.options.max_flow_gap
-            )
-            prev_frames.append(p.reconstruction if usable else None)
-            previous[m.camera_id] = _Previous(m.run_id, m.frame_index, reconstruction)
-
-        def flow_of(args):
-            prev, curr = args
-            if prev is None:
-                return np.zeros((*curr.shape[:2], 2), np.float32)
-            return flow_lib.optical_flow(prev, curr, method=self.options.flow_method)
-
-        flows = np.stack(list(self._flow_pool.map(flow_of, zip(prev_frames, reconstructions, strict=True))))
+    def _frame_batch(
+        self, fresh: list[Request], reconstructions: np.ndarray, previous_frames: list[np.ndarray | None]
+    ) -> scorer_lib.FrameBatch:
+        """What the scorer sees: the reconstructions and their flows (computed in the thread pool,
+        since OpenCV releases the GIL)."""
+        flow_fn = functools.partial(_optical_flow, method=self.options.flow_method)
+        flows = np.stack(list(self._flow_pool.map(flow_fn, previous_frames, reconstructions)))
         flow_images = np.stack([flow_lib.encode_flow(f, bound=self.options.flow_bound) for f in flows])
-        t_flow = time.monotonic()
-        batch = scorer_lib.FrameBatch(
+        return scorer_lib.FrameBatch(
             reconstructions=reconstructions,
             flows=flows,
             flow_images=flow_images,
             camera_ids=tuple(r.message.camera_id for r in fresh),
         )
+
+    def _score(self, batch: scorer_lib.FrameBatch) -> np.ndarray:
+        """The batch's checked confidences; any failure is the "scorer" error of its frames."""
         try:
-            confidences = scorer_lib.check_confidences(self.scorer(batch), len(fresh))
+            return scorer_lib.check_confidences(self.scorer(batch), len(batch.camera_ids))
         except Exception as e:
             raise TickError("scorer", f"scorer {self.scorer.name} failed: {e}") from e
-        t_score = time.monotonic()
 
-        states = dict(self._states)
-        results, alerts = [], {}
-        for request, confidence in zip(fresh, confidences, strict=True):
-            m = request.message
-            state = states.get(m.camera_id) or camera_state.initial_state(m.camera_id, self.sas_params)
-            state, result, alert = camera_state.advance(
-                state, confidence=float(confidence), run_id=m.run_id, frame_index=m.frame_index,
-                timestamp=m.timestamp, params=self.sas_params,
-            )  # fmt: skip
-            states[m.camera_id] = state
-            results.append(result)
-            if alert is not None:
-                alerts[alert.alert_id] = alert  # the last version of an alert touched twice in a tick
+    def _commit(self, fresh: list[Request], stepped: _Stepped) -> set[str]:
+        """Writes the tick in one transaction; returns the cameras another server claimed since,
+        of which nothing was written."""
         touched = {r.message.camera_id for r in fresh}
         try:
-            moved = self.store.commit_tick(
-                results, [states[c] for c in sorted(touched)], list(alerts.values()), owner=self.owner
+            return self.store.commit_tick(
+                stepped.results,
+                [stepped.states[c] for c in sorted(touched)],
+                list(stepped.alerts.values()),
+                owner=self.owner,
             )
         except Exception as e:
             raise TickError("store", f"alert store commit failed, frame not processed: {e}") from e
-        t_commit = time.monotonic()
 
-        for camera in moved:  # claimed by another server since: nothing of it was written
+    def _swap_in(
+        self, states: dict[str, camera_state.CameraState], previous: dict[str, _Previous], moved: set[str]
+    ) -> None:
+        """Makes a committed tick's camera states and reconstructions current, but for the cameras
+        moved to another server: those keep what they had, since nothing of them was written."""
+        for camera in moved:
             log.warning("camera %s was claimed by another server; closing its stream here", camera)
-            for table, before in ((states, self._states), (previous, self._previous)):
-                table.pop(camera, None)
-                if camera in before:
-                    table[camera] = before[camera]
+        states = _restore_moved(states, self._states, moved)
         with self._cond:
             self._states = states
-        self._previous = previous
-        self.stats["frames"] += len(fresh)
-        self.stats["ticks"] += 1
-        self.stats["alerts_touched"] += len(alerts)
-        for key, seconds in (
-            ("decode_s", t_decode - t0), ("flow_s", t_flow - t_decode),
-            ("score_s", t_score - t_flow), ("commit_s", t_commit - t_score),
-        ):  # fmt: skip
-            self.stats[key] += seconds
-        now = time.monotonic()
-        out = []
-        for request, result in zip(fresh, results, strict=True):
-            if result.camera_id in moved:
-                # Not final for the camera: the frame stays in its window and is resent after it
-                # reconnects (through the load balancer, to the server that claimed it).
-                self.stats["moved"] += 1
-                out.append((request, wire.make_response(
-                    "shutting_down", camera_id=result.camera_id, run_id=result.run_id,
-                    frame_index=result.frame_index,
-                    message="this camera is now served by another server: reconnect and resend",
-                )))  # fmt: skip
-                self._moved_sessions.append(request.session)
-                continue
-            alert = alerts.get(result.alert_id) if result.alert_id else None
-            out.append(
-                (request, _result_response(
-                    "ok", result, alert=alert, latency_ms=1000 * (now - request.received), batch=len(fresh)
-                ))
-            )  # fmt: skip
-        return out
+        self._previous = _restore_moved(previous, self._previous, moved)

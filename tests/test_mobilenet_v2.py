@@ -13,12 +13,20 @@ import shutil
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import skimage.data
 from absl import logging as absl_logging
 
-from ppvad_jax.models import mobilenet_v2, mobilenet_weights, resnet_preprocess, resnet_weights
+from ppvad_jax.models import (
+    backbones,
+    mobilenet_v2,
+    mobilenet_weights,
+    resnet_preprocess,
+    resnet_weights,
+    two_stream,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ESPRESSO = 967  # ImageNet class indices (torchvision's order)
@@ -233,3 +241,30 @@ def test_backbone_without_head_and_random_init_with_group_norm(packaged, monkeyp
     after = np.asarray(apply(scratch.variables, images)["features"])
     assert not np.allclose(before[0], after[0])  # GroupNorm is per example: others do not move
     np.testing.assert_allclose(after[1:], before[1:], rtol=1e-6, atol=1e-6)
+
+
+def test_two_stream_classifier_takes_its_feature_width_from_the_backbone(tmp_path):
+    model = two_stream.TwoStreamClassifier(
+        streams=2, use_bag=False, head_width=8, norm="group", backbone="mobilenet_v2", size=32
+    )
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
+    variables = jax.jit(model.init)(jax.random.key(0), frames, frames)
+    features = model.apply(variables, frames, frames, method=model.features)
+    assert features.shape == (2, 2 * mobilenet_v2.FEATURE_DIM)
+    assert variables["params"]["head"]["fc0"]["kernel"].shape == (2 * mobilenet_v2.FEATURE_DIM, 8)
+    spec = {"streams": 2, "use_bag": False, "head_width": 8, "norm": "group", "backbone": "mobilenet_v2"}
+    spec |= {"preprocessing": model.preprocessing, "size": 32, "standardize": False, "bag_classes": []}
+    loaded, loaded_variables, _ = two_stream.load_export(two_stream.export(tmp_path, variables, spec))
+    assert loaded.backbone == "mobilenet_v2"
+    np.testing.assert_allclose(
+        jnp.asarray(loaded.apply(loaded_variables, frames, frames)), model.apply(variables, frames, frames)
+    )
+
+
+def test_backbones_by_name():
+    backbone = backbones.load("mobilenet_v2", mobilenet_weights.PACKAGE)
+    assert backbone.spec["backbone"] == "mobilenet_v2" and backbone.spec["feature_dim"] == 1280
+    assert isinstance(backbone.model, mobilenet_v2.MobileNetV2) and not backbone.random_init
+    assert (backbones.feature_dim("resnet50"), backbones.feature_dim("mobilenet_v2")) == (2048, 1280)
+    with pytest.raises(ValueError, match=r"backbone must be one of \('resnet50', 'mobilenet_v2'\)"):
+        backbones.feature_module("vgg16", norm="frozen_bn")

@@ -268,3 +268,26 @@ def test_backbones_by_name():
     assert (backbones.feature_dim("resnet50"), backbones.feature_dim("mobilenet_v2")) == (2048, 1280)
     with pytest.raises(ValueError, match=r"backbone must be one of \('resnet50', 'mobilenet_v2'\)"):
         backbones.feature_module("vgg16", norm="frozen_bn")
+
+
+@pytest.mark.parametrize("stride, side", [(1, 9), (2, 9), (2, 8)])
+def test_depthwise_taps_equal_xla_grouped_conv_and_its_gradients(stride, side):
+    """The tap sum against lax's grouped convolution, output and both gradients."""
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, side, side, 6)), jnp.float32)
+    kernel = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3, 1, 6)), jnp.float32)
+
+    def taps(x, kernel):
+        return mobilenet_v2.DepthwiseConv(3, stride).apply({"params": {"kernel": kernel}}, x)
+
+    def grouped(x, kernel):
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=6, precision=jax.lax.Precision.HIGHEST,
+        )  # fmt: skip
+
+    np.testing.assert_allclose(taps(x, kernel), grouped(x, kernel), rtol=1e-5, atol=1e-5)
+    cotangent = jnp.asarray(np.random.default_rng(2).normal(size=grouped(x, kernel).shape), jnp.float32)
+    for got, want in zip(
+        jax.vjp(taps, x, kernel)[1](cotangent), jax.vjp(grouped, x, kernel)[1](cotangent), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

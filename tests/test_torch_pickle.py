@@ -81,8 +81,12 @@ def _zip_with(path, obj, storages=None, persistent_id=lambda obj: None):
 
 def test_a_global_that_is_not_a_tensor_is_refused(tmp_path):
     path = _zip_with(tmp_path / "hostile.pth", {"w": _Reduces(eval, "__import__('os').getpid()")})
-    with pytest.raises(pickle.UnpicklingError, match=r"hostile\.pth: refers to (__builtin__|builtins)\.eval"):
+    with pytest.raises(ValueError, match=r"hostile\.pth: refers to (__builtin__|builtins)\.eval"):
         torch_pickle.load(path)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"\x80\x02 not a pickle at all")
+    with pytest.raises(ValueError, match=r"garbage\.pth: "):
+        torch_pickle.load(garbage)
 
 
 def test_a_view_past_its_storage_is_refused(tmp_path):

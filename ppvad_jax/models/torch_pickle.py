@@ -11,7 +11,8 @@ The object pickle names its tensors through a handful of globals (``collections.
 ``torch._utils._rebuild_tensor_v2``, ``torch.FloatStorage`` ...). The unpickler here resolves
 exactly those, to numpy stand-ins, and refuses any other global with an error naming it, so a
 hostile file cannot run code (what ``torch.load(weights_only=True)`` promises too). Strided
-views are bounds-checked against their storage before numpy reads them.
+views are bounds-checked against their storage before numpy reads them. Every refusal is a
+ValueError naming the file.
 """
 
 import collections
@@ -188,13 +189,18 @@ def load(path):
     """The object ``torch.save`` wrote to ``path``, tensors as numpy arrays (bfloat16 widened to float32).
 
     Raises:
-      pickle.UnpicklingError naming a global that is not a tensor's; ValueError for a file that is
-      neither torch format, truncated, big-endian, or whose views reach outside their storage.
+      ValueError naming the file: a global that is not a tensor's (refused, never resolved), a
+      file that is neither torch format, truncated, big-endian, or whose views reach outside
+      their storage. (A corrupt zip container is zipfile.BadZipFile.)
     """
     path = pathlib.Path(path)
-    with path.open("rb") as f:
-        if zipfile.is_zipfile(f):
-            with zipfile.ZipFile(f) as archive:
-                return _materialize(_load_zip(path, archive))
-        f.seek(0)
-        return _materialize(_load_legacy(path, f))
+    try:
+        with path.open("rb") as f:
+            if zipfile.is_zipfile(f):
+                with zipfile.ZipFile(f) as archive:
+                    return _materialize(_load_zip(path, archive))
+            f.seek(0)
+            return _materialize(_load_legacy(path, f))
+    except (pickle.UnpicklingError, EOFError) as e:  # also what the pickle machinery raises itself
+        message = str(e) if str(e).startswith(str(path)) else f"{path}: unreadable pickle: {e}"
+        raise ValueError(message) from e

@@ -1,11 +1,12 @@
-"""ResNet-50 feature-extraction throughput: Flax vs the PyTorch reference, same weights, one run; JSON.
+"""Backbone feature-extraction throughput, one run, JSON. Two modes:
 
   python -m launch.benchmark_backbone --batch_size=8 --repeats=5
+  python -m launch.benchmark_backbone --compare=resnet50,mobilenet_v2 --sizes=112,224 --batch_size=8
 
-With torch importable (a test-only dependency, requirements-dev.txt) the PyTorch
-reference from tests/test_resnet.py runs on the same weights; OpenCV DNN runs the
-same architecture on its own random weights. What is timed and how:
-``ppvad_jax/pipelines/benchmarks/backbone.py``.
+The first: ResNet-50, Flax vs the PyTorch reference (same weights; with torch importable, a
+test-only dependency, requirements-dev.txt) and OpenCV DNN (same architecture, its own random
+weights). The second (``--compare``): the classifier's backbones against each other at each
+of ``--sizes``, timed in turns. What is timed and how: ``ppvad_jax/pipelines/benchmarks/backbone.py``.
 """
 
 import json
@@ -18,6 +19,10 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per call.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per implementation (median reported).")
 _SIZE = flags.DEFINE_integer("size", 224, "Image side.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time the PyTorch reference when torch is importable.")
+_COMPARE = flags.DEFINE_list(
+    "compare", [], "Backbones (resnet50, mobilenet_v2) to time against each other at --sizes instead."
+)
+_SIZES = flags.DEFINE_list("sizes", ["112", "224"], "Image sides for --compare.")
 
 
 def torch_reference():
@@ -33,10 +38,16 @@ def torch_reference():
 
 def main(argv):
     del argv
-    torch_model = torch_reference() if _TORCH.value else None
-    out = backbone.run(
-        batch_size=_BATCH.value, repeats=_REPEATS.value, size=_SIZE.value, torch_model=torch_model
-    )
+    if _COMPARE.value:
+        out = backbone.compare_backbones(
+            batch_size=_BATCH.value, repeats=_REPEATS.value, sizes=[int(s) for s in _SIZES.value],
+            names=tuple(_COMPARE.value),
+        )  # fmt: skip
+    else:
+        torch_model = torch_reference() if _TORCH.value else None
+        out = backbone.run(
+            batch_size=_BATCH.value, repeats=_REPEATS.value, size=_SIZE.value, torch_model=torch_model
+        )
     print(json.dumps(out, indent=2))
 
 

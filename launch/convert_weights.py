@@ -4,8 +4,8 @@
   python -m launch.convert_weights --from=darknet --cfg=yolov4.cfg --weights=yolov4.weights \
       --output=weights/yolov4
 
-torchvision: a ResNet-50 state_dict as .pth/.pt (needs torch), .safetensors or
-.npz (no torch needed); see ``ppvad_jax/models/resnet_weights.py``.
+torchvision: a ResNet-50 state_dict as .pth/.pt, .safetensors or .npz (torch is not
+needed for any); see ``ppvad_jax/models/resnet_weights.py``.
 darknet: a .cfg and its .weights (``ppvad_jax/models/darknet/``).
 Each output directory holds the parameters and a ``spec.json`` recording the
 source files' sha256 and the preprocessing the weights expect. Nothing here

@@ -18,6 +18,7 @@ from tests import serving_support as support
     [
         ("resnet.npz", b"PK\x03\x04 not really a zip archive"),
         ("resnet.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{\xff\xfe broken header"),
+        ("resnet.pth", b"\x80\x02 neither a zip nor a legacy torch pickle"),  # torch_pickle, no torch
     ],
 )
 def test_convert_weights_names_a_corrupt_file_without_a_traceback(tmp_path, name, data):

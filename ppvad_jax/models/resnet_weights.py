@@ -1,15 +1,16 @@
 """torchvision ResNet-50 weights -> Flax ``resnet.ResNet50`` variables, saved and loaded with a spec.
 
 ``convert_torchvision(input_path, output_dir)`` reads a torchvision state_dict from
-- ``.pth`` / ``.pt``: ``torch.load(weights_only=True)``; needs torch, which only this path
-  imports (pip install torch, the CPU build is enough);
+- ``.pth`` / ``.pt``: parsed by ``torch_pickle`` with numpy (zip and legacy containers), so
+  torch is not needed; only tensors, their storages and OrderedDict are unpickled;
 - ``.safetensors``: parsed here with numpy (8-byte little-endian header length, JSON header,
   raw little-endian tensors), so no safetensors package is needed;
 - ``.npz``: the same key names as arrays;
-maps every key strictly (unknown or missing keys are an error listing them; ``*.num_batches_tracked``
-is ignored), transposes conv kernels OIHW -> HWIO and the fc weight [out, in] -> [in, out], and
-writes ``variables.msgpack`` (flax msgpack of ``{"params", "batch_stats"}``) and ``spec.json``
-(source file, its sha256, the preprocessing and norm the weights need).
+maps every key strictly (``strict_flax_variables``, shared with ``mobilenet_weights``: unknown
+or missing keys are an error listing them; a BatchNorm's ``num_batches_tracked`` is ignored),
+transposes conv kernels OIHW -> HWIO and the fc weight [out, in] -> [in, out], and writes
+``variables.msgpack`` (flax msgpack of ``{"params", "batch_stats"}``) and ``spec.json`` (source
+file, its sha256, the preprocessing and norm the weights need).
 
 ``load_converted(output_dir)`` -> ``(model, variables, spec)``. ``load_backbone(pretrained)`` is
 the entry point for trainers: a converted directory, or None for an explicitly flagged random init.
@@ -31,7 +32,7 @@ import numpy.typing as npt
 from absl import logging
 from flax import traverse_util
 
-from ppvad_jax.models import resnet
+from ppvad_jax.models import resnet, torch_pickle
 
 TORCHVISION_FILES = {
     "resnet50-0676ba61.pth": "IMAGENET1K_V1, ImageNet top-1 76.1%",
@@ -130,23 +131,14 @@ def save_safetensors(
 
 
 def _read_torch(path):
-    try:
-        import torch  # noqa: PLC0415 - optional: only .pth / .pt inputs need it
-    except ImportError as e:
-        raise ImportError(
-            f"reading {path} needs PyTorch, which is not installed. Install the CPU build "
-            "(pip install torch --index-url https://download.pytorch.org/whl/cpu), or convert the "
-            "state_dict to .safetensors / .npz elsewhere and pass that file instead."
-        ) from e
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch_pickle.load(path)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state_dict (a dict of tensors), got {type(state).__name__}")
     out = {}
-    for name, tensor in state.items():
-        if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{path}: entry {name!r} is a {type(tensor).__name__}, not a tensor")
-        tensor = tensor.detach().cpu()
-        out[name] = (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+    for name, array in state.items():
+        if not isinstance(array, np.ndarray):
+            raise ValueError(f"{path}: entry {name!r} is a {type(array).__name__}, not a tensor")
+        out[name] = array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
     return out
 
 
@@ -170,7 +162,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 # Key mapping
 # ---------------------------------------------------------------------------------------
 
-_LEAF_TO_TORCH = {
+LEAF_TO_TORCH = {
     "kernel": "weight",
     "scale": "weight",
     "bias": "bias",
@@ -189,7 +181,7 @@ def _torch_module(flax_module):
 def torch_key(path: tuple[str, ...]) -> str:
     """torchvision key of a Flax leaf: ("params", "layer1_0", "bn1", "scale") -> "layer1.0.bn1.weight"."""
     *modules, leaf = path[1:]
-    return ".".join([*map(_torch_module, modules), _LEAF_TO_TORCH[leaf]])
+    return ".".join([*map(_torch_module, modules), LEAF_TO_TORCH[leaf]])
 
 
 def _to_flax_layout(flax_path, array):
@@ -205,33 +197,41 @@ def _listing(keys):
     return ", ".join(keys[:_MAX_LISTED]) + more
 
 
-def torchvision_to_flax(
-    state_dict: Mapping[str, npt.ArrayLike], *, norm: str = "frozen_bn"
-) -> tuple[resnet.ResNet50, dict[str, Any]]:
-    """Maps a torchvision ResNet-50 state_dict onto ``resnet.ResNet50`` variables, strictly.
+def strict_flax_variables(state_dict, template, key_fn, *, architecture):
+    """Maps a PyTorch state_dict onto a Flax variable tree, strictly: every key used exactly once.
+
+    Any model's converter uses this (ResNet-50 here, ``mobilenet_weights``): ``key_fn`` names the
+    PyTorch key of each Flax leaf; conv kernels go OIHW -> HWIO (depthwise [C, 1, kh, kw] ->
+    [kh, kw, 1, C], Flax's grouped layout) and dense kernels [out, in] -> [in, out].
 
     Args:
-      state_dict: {torchvision key: array}. An fc head is kept when both fc.weight and fc.bias
-        are present (num_classes from fc.weight), dropped when neither is.
-      norm: must be "frozen_bn": BatchNorm weights mean nothing to GroupNorm.
+      state_dict: {PyTorch key: array}. ``X.num_batches_tracked`` is ignored where ``X`` is one of
+        the model's BatchNorms (a training counter; inference never reads it), refused elsewhere.
+      template: the Flax variable tree (arrays or ShapeDtypeStructs), e.g. from ``jax.eval_shape``.
+      key_fn: Flax leaf path (a tuple, collection first) -> its PyTorch key.
+      architecture: what the state_dict should be, for the error messages.
 
     Returns:
-      ``(model, variables)``: variables is ``{"params": ..., "batch_stats": ...}`` of float32 numpy.
+      The variable tree of float32 numpy arrays.
 
     Raises:
-      KeyError listing missing and unknown keys; ValueError listing shape mismatches.
+      KeyError listing missing and unknown keys; ValueError listing shape mismatches (or two Flax
+      leaves named by one key).
     """
-    if norm != "frozen_bn":
-        raise ValueError(f"torchvision weights are BatchNorm weights: norm must be 'frozen_bn', got {norm!r}")
-    given = {k: v for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
-    num_classes = int(np.shape(given["fc.weight"])[0]) if "fc.weight" in given else None
-    model = resnet.ResNet50(num_classes=num_classes, norm=norm)
-    template = traverse_util.flatten_dict(resnet.variable_shapes(model))
-    expected = {torch_key(path): path for path in template}
+    template = traverse_util.flatten_dict(template)
+    expected = {key_fn(path): path for path in template}
+    if len(expected) != len(template):
+        raise ValueError(f"{architecture}: two Flax leaves map onto the same PyTorch key")
+    batch_norms = {key.removesuffix(".running_mean") for key in expected if key.endswith(".running_mean")}
+    given = {
+        k: v
+        for k, v in state_dict.items()
+        if not (k.endswith(".num_batches_tracked") and k.removesuffix(".num_batches_tracked") in batch_norms)
+    }
     missing, unknown = set(expected) - set(given), set(given) - set(expected)
     if missing or unknown:
         raise KeyError(
-            "state_dict does not match torchvision's ResNet-50: "
+            f"state_dict does not match {architecture}: "
             f"{len(missing)} missing key(s): [{_listing(missing)}]; "
             f"{len(unknown)} unknown key(s): [{_listing(unknown)}]"
         )
@@ -244,8 +244,34 @@ def torchvision_to_flax(
             )
         flat[path] = array
     if wrong:
-        raise ValueError("shape mismatch(es): " + "; ".join(wrong[:_MAX_LISTED]))
-    return model, traverse_util.unflatten_dict(flat)
+        raise ValueError(f"{architecture}: shape mismatch(es): " + "; ".join(wrong[:_MAX_LISTED]))
+    return traverse_util.unflatten_dict(flat)
+
+
+def torchvision_to_flax(
+    state_dict: Mapping[str, npt.ArrayLike], *, norm: str = "frozen_bn"
+) -> tuple[resnet.ResNet50, dict[str, Any]]:
+    """Maps a torchvision ResNet-50 state_dict onto ``resnet.ResNet50`` variables, strictly.
+
+    Args:
+      state_dict: {torchvision key: array}. An fc head is kept when fc.weight is present
+        (num_classes from it); fc.bias must then be there too, and neither may be alone.
+      norm: must be "frozen_bn": BatchNorm weights mean nothing to GroupNorm.
+
+    Returns:
+      ``(model, variables)``: variables is ``{"params": ..., "batch_stats": ...}`` of float32 numpy.
+
+    Raises:
+      KeyError listing missing and unknown keys; ValueError listing shape mismatches.
+    """
+    if norm != "frozen_bn":
+        raise ValueError(f"torchvision weights are BatchNorm weights: norm must be 'frozen_bn', got {norm!r}")
+    num_classes = int(np.shape(state_dict["fc.weight"])[0]) if "fc.weight" in state_dict else None
+    model = resnet.ResNet50(num_classes=num_classes, norm=norm)
+    variables = strict_flax_variables(
+        state_dict, resnet.variable_shapes(model), torch_key, architecture="torchvision's ResNet-50"
+    )
+    return model, variables
 
 
 # ---------------------------------------------------------------------------------------
@@ -253,7 +279,8 @@ def torchvision_to_flax(
 # ---------------------------------------------------------------------------------------
 
 
-def _sha256(path):
+def file_sha256(path):
+    """The hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -277,7 +304,7 @@ def convert_torchvision(input_path: str | os.PathLike, output_dir: str | os.Path
         "architecture": "resnet50 (torchvision v1.5: stride 2 in the bottleneck 3x3 conv)",
         "source": {
             "file": input_path.name,
-            "sha256": _sha256(input_path),
+            "sha256": file_sha256(input_path),
             "format": input_path.suffix.lstrip("."),
         },
         "num_classes": model.num_classes,
@@ -315,7 +342,7 @@ def load_converted(output_dir: str | os.PathLike) -> tuple[resnet.ResNet50, dict
 
 
 class Backbone(NamedTuple):
-    model: resnet.ResNet50
+    model: object  # a Flax module: resnet.ResNet50, mobilenet_v2.MobileNetV2
     variables: dict
     spec: dict
     random_init: bool  # record this in every metrics file: random-init results are not the paper's
@@ -329,7 +356,7 @@ def how_to_get_weights(output_dir: str | os.PathLike) -> list[str]:
     return [
         "Get one of torchvision's ImageNet ResNet-50 state_dicts:",
         *files,
-        "then convert it (torch is needed for .pth; .safetensors / .npz need nothing extra):",
+        "then convert it (.pth, .safetensors or .npz; torch is not needed):",
         "    python -m launch.convert_weights --from=torchvision "
         f"--input=/path/to/resnet50-11ad3fa6.pth --output={output_dir}",
     ]
@@ -343,14 +370,15 @@ def missing_weights_message(pretrained: str | os.PathLike) -> str:
     ])  # fmt: skip
 
 
-def _warn_random_init():
+def warn_random_init(architecture, how_to_get, use):
+    """The loud banner of a random-init backbone: what it is, how to get weights (lines), how to use them."""
     banner = "!" * 90
     lines = [
-        "ResNet-50 backbone: RANDOM INITIALISATION (pretrained=None).",
+        f"{architecture} backbone: RANDOM INITIALISATION (pretrained=None).",
         "The paper's backbone is ImageNet-pretrained; features from this one are not comparable,",
         "and every metric computed with it must carry random_init=True.",
-        *how_to_get_weights("<dir>"),
-        "and pass pretrained=<dir>.",
+        *how_to_get,
+        use,
     ]
     logging.warning("\n".join(["", banner, *("!! " + line for line in lines), banner]))
 
@@ -376,7 +404,7 @@ def load_backbone(
       ``Backbone(model, variables, spec, random_init)``.
     """
     if pretrained is None:
-        _warn_random_init()
+        warn_random_init("ResNet-50", how_to_get_weights("<dir>"), "and pass pretrained=<dir>.")
         model = resnet.ResNet50(num_classes=None, norm=norm)
         variables = resnet.init_variables(model, jax.random.key(seed))
         spec = {

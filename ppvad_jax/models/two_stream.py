@@ -3,6 +3,8 @@
 Spatial stream: the reconstructed frame -> ResNet-50 -> global average pool (2048).
 Motion stream: the optical flow between consecutive reconstructions, encoded as
 an image (``data.flow.encode_flow``) -> its own ResNet-50 -> pool (2048).
+``backbone="mobilenet_v2"`` puts a MobileNetV2 in each stream instead (1280 each,
+``models.backbones``); the head's input width follows the backbone's.
 Joint fusion: both pooled vectors concatenated with the bag of objects, then
 FC 4096 + ReLU + dropout 0.5, FC 4096 + ReLU + dropout 0.5, one logit; the
 anomaly confidence is its sigmoid.
@@ -32,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from ppvad_jax.models import resnet, resnet_preprocess
+from ppvad_jax.models import backbones, resnet_preprocess
 
 VARIANTS = ("2s_bag", "2s_no_bag", "1s_bag", "1s_no_bag")
 
@@ -85,6 +87,7 @@ class TwoStreamClassifier(nn.Module):
     use_bag: bool = True
     head_width: int = 4096
     dropout: float = 0.5
+    backbone: str = "resnet50"  # backbones.NAMES
     norm: str = "frozen_bn"
     preprocessing: str = "caffe_bgr"
     size: int = resnet_preprocess.SIZE
@@ -94,9 +97,9 @@ class TwoStreamClassifier(nn.Module):
     def setup(self) -> None:
         if self.streams not in (1, 2):
             raise ValueError(f"streams must be 1 or 2, got {self.streams}")
-        self.spatial = resnet.ResNet50(num_classes=None, norm=self.norm, dtype=self.dtype)
+        self.spatial = backbones.feature_module(self.backbone, norm=self.norm, dtype=self.dtype)
         if self.streams == 2:
-            self.motion = resnet.ResNet50(num_classes=None, norm=self.norm, dtype=self.dtype)
+            self.motion = backbones.feature_module(self.backbone, norm=self.norm, dtype=self.dtype)
         self.head = AnomalyHead(self.head_width, self.dropout, self.standardize)
 
     def _stream(self, backbone, images):
@@ -104,7 +107,7 @@ class TwoStreamClassifier(nn.Module):
         return backbone(x)["features"]
 
     def features(self, frames: ArrayLike, flows: ArrayLike | None = None) -> jax.Array:
-        """Pooled backbone features [N, 2048 * streams]."""
+        """Pooled backbone features [N, backbones.feature_dim(backbone) * streams]."""
         out = [self._stream(self.spatial, frames)]
         if self.streams == 2:
             if flows is None:
@@ -142,8 +145,9 @@ SPEC_FILE = "spec.json"
 def export(out_dir: str | os.PathLike, variables: Mapping[str, Any], spec: Mapping[str, Any]) -> pathlib.Path:
     """Writes the trained classifier (params and frozen statistics) and its spec under ``out_dir``.
 
-    ``spec`` holds the module's fields (``streams``, ``use_bag``, ``head_width``, ``norm``,
-    ``preprocessing``, ``size``), ``bag_classes`` and how the bag was made (``detector``).
+    ``spec`` holds the module's fields (``streams``, ``use_bag``, ``head_width``, ``backbone``,
+    ``norm``, ``preprocessing``, ``size``), ``bag_classes`` and how the bag was made (``detector``).
+    An export without ``backbone`` is read as ResNet-50's (every export before the choice existed).
     """
     import json
     import pathlib
@@ -177,7 +181,9 @@ def load_export(export_dir: str | os.PathLike) -> tuple[TwoStreamClassifier, dic
         )
     spec = json.loads((export_dir / SPEC_FILE).read_text())
     fields = ("streams", "use_bag", "head_width", "norm", "preprocessing", "size", "standardize")
-    model = TwoStreamClassifier(**{k: spec.get(k, False) for k in fields})
+    model = TwoStreamClassifier(
+        **{k: spec.get(k, False) for k in fields}, backbone=spec.get("backbone", "resnet50")
+    )
     one = np.zeros((1, spec["size"], spec["size"], 3), np.uint8)
     bag = np.zeros((1, len(spec["bag_classes"])), np.float32)
     template = jax.eval_shape(lambda: model.init(jax.random.key(0), one, one, bag))

@@ -14,19 +14,25 @@ same architecture reaches cv2.dnn as a darknet cfg written here
 / avgpool sections, BN folded by OpenCV) with its own random weights: a speed
 comparison of the same network, not a numerical one (the numerical cross-check is
 tests/test_resnet.py).
+
+``compare_backbones``: the classifier's backbones (``models.backbones``: ResNet-50,
+MobileNetV2) against each other, pooled features at several sizes, frozen BN, random
+weights (speed does not depend on the values: XLA's CPU code flushes denormals), every
+(backbone, size) jitted and warmed up once, then timed in turns so load hits all alike.
 """
 
 import os
 import pathlib
 import platform
 import tempfile
+import time
 
 import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppvad_jax.models import resnet, resnet_weights
+from ppvad_jax.models import backbones, resnet, resnet_weights
 from ppvad_jax.pipelines.benchmarks import timing
 
 
@@ -149,4 +155,48 @@ def run(*, batch_size, repeats, size, torch_model=None):
     out["torch"] = torch_out["torch"]
     out["flax_over_torch_speed"] = round(torch_s / flax_s, 3)
     out["features_relative_error"] = torch_out["features_relative_error"]
+    return out
+
+
+def compare_backbones(*, batch_size, repeats, sizes, names=backbones.NAMES):
+    """frames/s of each backbone's pooled features at each size, in one run: the JSON object."""
+    calls, first_call_s = {}, {}
+    for name in names:
+        model = backbones.feature_module(name, norm="frozen_bn")
+        variables = jax.device_put(model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3), jnp.float32)))
+        features_fn = jax.jit(lambda v, x, model=model: model.apply(v, x)["features"])
+        for size in sizes:
+            images = jax.device_put(
+                jnp.asarray(np.random.default_rng(0).normal(size=(batch_size, size, size, 3)), jnp.float32)
+            )
+            call = lambda f=features_fn, v=variables, x=images: f(v, x).block_until_ready()  # noqa: E731
+            start = time.perf_counter()
+            call()  # compiles
+            first_call_s[(name, size)] = time.perf_counter() - start
+            calls[(name, size)] = call
+    load_before = os.getloadavg()
+    seconds = timing.interleaved_median_seconds(calls, repeats)
+    results = {
+        name: {
+            str(size): {
+                "feature_dim": backbones.feature_dim(name),
+                **throughput(seconds[(name, size)], first_call_s[(name, size)], batch_size),
+            }
+            for size in sizes
+        }
+        for name in names
+    }
+    out = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {jax.devices()[0].device_kind}",
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+        "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+        "backbones": results,
+    }
+    if {"resnet50", "mobilenet_v2"} <= set(names):
+        out["mobilenet_v2_over_resnet50_speed"] = {
+            str(size): round(seconds[("resnet50", size)] / seconds[("mobilenet_v2", size)], 2)
+            for size in sizes
+        }
     return out

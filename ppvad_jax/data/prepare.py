@@ -1,6 +1,7 @@
 """Builds the ucf_crime2local dataset and reports what happened."""
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,7 +38,16 @@ def builder_for(*, data_dir, config, num_workers=0):
     )
 
 
-def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """What a build is made from: the source tree, its split files' videos, its fingerprint."""
+
+    manual_dir: str | os.PathLike
+    splits: dict[str, list[str]]
+    fingerprint: str
+
+
+def prepare(*, manual_dir, data_dir, config, num_workers: int = 0, overwrite: bool = False) -> dict:
     """Builds the dataset unless it is already built, and returns the summary.
 
     Nothing already written is lost: TFDS writes each build into a temporary
@@ -54,28 +64,44 @@ def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
     source_splits = {"train": sorted(train), "test": sorted(test)}
     builder = builder_for(data_dir=data_dir, config=config, num_workers=num_workers)
     final_dir = pathlib.Path(builder.data_dir)
-    fingerprint = source_fingerprint(manual_dir)
-    if builder.is_prepared() and not overwrite and (final_dir / SUMMARY_FILE).exists():
-        summary = json.loads((final_dir / SUMMARY_FILE).read_text())
-        if summary.get("source_splits") == source_splits:
-            summary["reused"] = True
-            # Same split files, other bytes (a skipped video repaired, annotations fixed): reusing
-            # is right for a big build the user did not ask to redo, wrong if they repaired it.
-            built_from = summary.get("source_fingerprint")
-            summary["source_changed"] = built_from is not None and built_from != fingerprint
-            if summary["source_changed"]:
-                logging.warning("%s changed since %s was built: --overwrite rebuilds", manual_dir, final_dir)
-            return summary
-        # A build from other split files (edited, or a regenerated world) would train and test on
-        # the old videos without a word; it is rebuilt beside the old one and swapped in.
-        logging.warning(
-            "%s was built from other split files than %s holds now: rebuilding", final_dir, manual_dir
-        )
+    source = _Source(manual_dir, source_splits, source_fingerprint(manual_dir))
+    if builder.is_prepared() and not overwrite:
+        reused = _reused_summary(final_dir, source)
+        if reused is not None:
+            return reused
     staging = None
     if builder.is_prepared():
         staging = pathlib.Path(data_dir) / f".staging-{uuid.uuid4().hex[:8]}"
         builder = builder_for(data_dir=staging, config=config, num_workers=num_workers)
     start = time.perf_counter()
+    _build(builder, manual_dir=manual_dir, final_dir=final_dir, staging=staging)
+    return _write_summary(builder, final_dir, source, start=start, split_seed=config["split_seed"])
+
+
+def _reused_summary(final_dir: pathlib.Path, source: _Source) -> dict | None:
+    """The summary of the build already in ``final_dir``, or None when it must be rebuilt."""
+    if not (final_dir / SUMMARY_FILE).exists():
+        return None
+    summary = json.loads((final_dir / SUMMARY_FILE).read_text())
+    if summary.get("source_splits") != source.splits:
+        # A build from other split files (edited, or a regenerated world) would train and test on
+        # the old videos without a word; it is rebuilt beside the old one and swapped in.
+        logging.warning(
+            "%s was built from other split files than %s holds now: rebuilding", final_dir, source.manual_dir
+        )
+        return None
+    summary["reused"] = True
+    # Same split files, other bytes (a skipped video repaired, annotations fixed): reusing
+    # is right for a big build the user did not ask to redo, wrong if they repaired it.
+    built_from = summary.get("source_fingerprint")
+    summary["source_changed"] = built_from is not None and built_from != source.fingerprint
+    if summary["source_changed"]:
+        logging.warning("%s changed since %s was built: --overwrite rebuilds", source.manual_dir, final_dir)
+    return summary
+
+
+def _build(builder, *, manual_dir, final_dir: pathlib.Path, staging: pathlib.Path | None) -> None:
+    """Runs the TFDS build; a build under ``staging`` replaces ``final_dir`` only once complete."""
     try:
         with contextlib.closing(builder):
             builder.download_and_prepare(
@@ -89,17 +115,20 @@ def prepare(*, manual_dir, data_dir, config, num_workers=0, overwrite=False):
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_summary(builder, final_dir: pathlib.Path, source: _Source, *, start: float, split_seed) -> dict:
+    """The new build's summary, with split-class warnings, written beside it (``reused`` False)."""
     summary = builder.summary.as_dict()
     summary.update(
         dataset_dir=str(final_dir),
         config=builder.builder_config.name,
         seconds=round(time.perf_counter() - start, 2),
-        manual_dir=str(manual_dir),
-        source_splits=source_splits,
-        source_fingerprint=fingerprint,
+        manual_dir=str(source.manual_dir),
+        source_splits=source.splits,
+        source_fingerprint=source.fingerprint,
     )
-    seed = config["split_seed"]
-    summary["warnings"] += split_class_warnings(summary, manual_dir=manual_dir, split_seed=seed)
+    summary["warnings"] += split_class_warnings(summary, manual_dir=source.manual_dir, split_seed=split_seed)
     (final_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     summary["reused"] = False
     return summary

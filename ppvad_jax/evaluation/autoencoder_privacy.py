@@ -22,6 +22,9 @@ Cost at 120x160 on 2 CPU cores: seconds (101 re-id crops in 9 frames, 2 x
 pass over the test split per LDP level.
 """
 
+import dataclasses
+import functools
+
 import cv2
 import jax
 import jax.numpy as jnp
@@ -76,18 +79,117 @@ def sample_key(level):
     return "recon" if level is None else f"recon_ldp{level:g}"
 
 
+_QUALITY_KEYS = ("mse", "psnr", "ssim")
+
+
+@dataclasses.dataclass(frozen=True)
+class _AttackFrames:
+    """The frames and identities every level is attacked with, fetched once."""
+
+    test_records: np.ndarray  # every test frame's record (the LDP levels' image quality)
+    members: np.ndarray  # sampled training frames, uint8
+    nonmembers: np.ndarray  # sampled held-out (test + validation) frames, uint8
+    face_frames: np.ndarray  # test frames with a real face pasted on each
+    grid_originals: np.ndarray  # the test frames of the reconstruction grid
+    identities: reidentification.IdentitySet
+
+
+@dataclasses.dataclass(frozen=True)
+class _Attacks:
+    """How the attacks run: face detectors (the first is the headline), re-id feature, batch."""
+
+    backends: tuple[str, ...]
+    face_config: faces.FaceDetectorConfig
+    reid_feature: str
+    frame_shape: tuple[int, ...]
+    batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _LdpBound:
+    """The latent-LDP bound C published with every LDP epsilon, and where it came from."""
+
+    l2_bound: float
+    configured: bool  # False: the median latent norm of public images
+    public_median: float
+
+
+def _attack_frames(splits, source, settings) -> _AttackFrames:
+    """Members, non-members, face frames and grid frames from the run's splits (seeded)."""
+    rng = np.random.default_rng(settings.seed)
+    test_records = np.concatenate(splits["test"].records)
+    heldout = np.concatenate([test_records, *splits["validation"].records])
+    members = source.fetch(_sample(np.concatenate(splits["train"].records), settings.mia_frames, rng))
+    nonmembers = source.fetch(_sample(heldout, settings.mia_frames, rng))
+    face_frames = paste_faces(
+        source.fetch(test_records[contact_sheet.pick_evenly(len(test_records), settings.face_frames)]),
+        fraction=settings.face_fraction,
+        seed=settings.seed,
+    )
+    grid_originals = source.fetch(
+        test_records[contact_sheet.pick_evenly(len(test_records), settings.grid_frames)]
+    )
+    identities = reidentification.identity_set(seed=settings.seed)
+    return _AttackFrames(test_records, members, nonmembers, face_frames, grid_originals, identities)
+
+
+def _ldp_quality(reconstruct, source, frames: _AttackFrames) -> dict:
+    """Image quality (``_QUALITY_KEYS`` among others) through ``reconstruct`` over every test frame."""
+    test_frames = source.fetch(frames.test_records)
+    return image_quality.summarize(
+        image_quality.per_frame(
+            jnp.asarray(test_frames, jnp.float32) / 255.0, jnp.asarray(reconstruct(test_frames))
+        )
+    )
+
+
+def _attack_row(reconstruct, frames: _AttackFrames, attacks: _Attacks) -> dict:
+    """Faces, re-identification and membership inference through ``reconstruct``, in that order
+    (an LDP path draws fresh noise per call: the order fixes which noise each attack sees)."""
+    counts = faces.count_faces(
+        frames.face_frames,
+        reconstruct(frames.face_frames),
+        backends=attacks.backends,
+        config=attacks.face_config,
+    )
+    found = counts[attacks.backends[0]].summary()
+    identities = frames.identities
+    reid = reidentification.attack(
+        identities,
+        reidentification.crops_through(reconstruct, identities.probes, attacks.frame_shape),
+        feature=attacks.reid_feature,
+    )
+    mia = membership.membership_inference(
+        reconstruct, frames.members, frames.nonmembers, batch_size=attacks.batch_size
+    )["loss_threshold"]
+    return {
+        "face_detection_rate": found["detection_rate"],
+        "face_matched_rate": found["matched_detection_rate"],
+        "faces_original": found["faces_original"],
+        "faces_reconstructed": found["faces_reconstructed"],
+        "face_backend": attacks.backends[0],
+        "reid_top1": reid["top1"],
+        "reid_top5": reid["top5"],
+        "reid_chance_top1": reid["chance_top1"],
+        "mia_auc": mia["auc"],
+        "mia_tpr_at_1pct_fpr": mia["tpr_at_1pct_fpr"],
+        "mia_members": mia["members"],
+        "mia_nonmembers": mia["nonmembers"],
+    }
+
+
 def evaluate(
     ae_workdir,
     *,
-    splits,
+    splits: dict,
     source,
-    trainer_quality,
+    trainer_quality: dict,
     settings,
-    ldp_levels=(),
-    ldp_l2_bound=0.0,
-    ldp_delta=1e-5,
-    ldp_nonnegative=True,
-):
+    ldp_levels: tuple[float, ...] = (),
+    ldp_l2_bound: float = 0.0,
+    ldp_delta: float = 1e-5,
+    ldp_nonnegative: bool = True,
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Measures ``ae_workdir/export`` (module docstring); one row per LDP level, None (no LDP) first.
 
     Args:
@@ -103,102 +205,65 @@ def evaluate(
       ``{"levels": [row per level], "reference": ..., "latent_l2_bound": ...}`` and
       ``samples``: ``{"originals", "recon", "recon_ldp<sigma>"...}`` uint8 frames for a grid.
     """
-    backends = tuple(settings.face_backends)
-    rng = np.random.default_rng(settings.seed)
-    test_records = np.concatenate(splits["test"].records)
-    heldout = np.concatenate([test_records, *splits["validation"].records])
-    members = source.fetch(_sample(np.concatenate(splits["train"].records), settings.mia_frames, rng))
-    nonmembers = source.fetch(_sample(heldout, settings.mia_frames, rng))
-    face_frames = paste_faces(
-        source.fetch(test_records[contact_sheet.pick_evenly(len(test_records), settings.face_frames)]),
-        fraction=settings.face_fraction,
-        seed=settings.seed,
-    )
-    grid_originals = source.fetch(
-        test_records[contact_sheet.pick_evenly(len(test_records), settings.grid_frames)]
-    )
-    identities = reidentification.identity_set(seed=settings.seed)
+    frames = _attack_frames(splits, source, settings)
     face_config = faces.FaceDetectorConfig(upscale=settings.face_upscale)
     encode_fn, decode_fn, spec = privacy_report.load_autoencoder(ae_workdir)
-    frame_shape = tuple(spec["frame_shape"])
     batch_size = settings.batch_size
-
+    frame_shape = tuple(spec["frame_shape"])
+    backends = tuple(settings.face_backends)
+    attacks = _Attacks(backends, face_config, settings.reid_feature, frame_shape, batch_size)
     base_path = privacy_report.make_path(
         encode_fn, decode_fn, latent_ldp.LatentLdpConfig(), jax.random.key(0)
     )
     public_median = public_latent_norm(base_path, frame_shape, batch_size=batch_size, seed=settings.seed)
-    l2_bound = ldp_l2_bound or public_median
-
-    levels, samples = [], {"originals": grid_originals}
+    bound = _LdpBound(ldp_l2_bound or public_median, bool(ldp_l2_bound), public_median)
+    ldp_config = functools.partial(
+        latent_ldp.LatentLdpConfig,
+        enabled=True,
+        l2_bound=bound.l2_bound,
+        delta=ldp_delta,
+        nonnegative=ldp_nonnegative,
+    )
+    levels, samples = [], {"originals": frames.grid_originals}
     for i, level in enumerate([None, *[float(s) for s in ldp_levels]]):
-        row = {"latent_ldp_noise": level}
-        if level is None:
-            path = base_path
-            row.update({k: trainer_quality[k] for k in ("mse", "psnr", "ssim")})
-        else:
-            ldp = latent_ldp.LatentLdpConfig(
-                enabled=True,
-                l2_bound=l2_bound,
-                noise_multiplier=level,
-                delta=ldp_delta,
-                nonnegative=ldp_nonnegative,
-            )
-            path = privacy_report.make_path(
-                encode_fn, decode_fn, ldp, jax.random.fold_in(jax.random.key(settings.seed), i)
-            )
-
-        def reconstruct(frames, path=path):
-            return privacy_report.reconstruct_all(path, frames, batch_size=batch_size)[0]
-
+        ldp, path = None, base_path
         if level is not None:
-            test_frames = source.fetch(test_records)
-            quality = image_quality.summarize(
-                image_quality.per_frame(
-                    jnp.asarray(test_frames, jnp.float32) / 255.0, jnp.asarray(reconstruct(test_frames))
-                )
-            )
-            row.update({k: quality[k] for k in ("mse", "psnr", "ssim")})
-            row.update(
-                latent_ldp_epsilon=latent_ldp.epsilon(ldp)["epsilon_pld"],
-                latent_ldp_delta=ldp.delta,
-                latent_ldp_l2_bound=l2_bound,
-            )
-        counts = faces.count_faces(
-            face_frames, reconstruct(face_frames), backends=backends, config=face_config
-        )
-        found = counts[backends[0]].summary()
-        reid = reidentification.attack(
-            identities,
-            reidentification.crops_through(reconstruct, identities.probes, frame_shape),
-            feature=settings.reid_feature,
-        )
-        mia = membership.membership_inference(reconstruct, members, nonmembers, batch_size=batch_size)
-        mia = mia["loss_threshold"]
+            ldp = ldp_config(noise_multiplier=level)
+            level_key = jax.random.fold_in(jax.random.key(settings.seed), i)
+            path = privacy_report.make_path(encode_fn, decode_fn, ldp, level_key)
+        reconstruct = functools.partial(_reconstruct, path, batch_size=batch_size)
+        quality = trainer_quality if ldp is None else _ldp_quality(reconstruct, source, frames)
+        levels.append(_level_row(level, ldp, quality, _attack_row(reconstruct, frames, attacks)))
+        samples[sample_key(level)] = (reconstruct(frames.grid_originals) * 255).round().astype(np.uint8)
+    return _result(levels, frames.identities, settings, bound), samples
+
+
+def _level_row(level, ldp, quality, attack_columns) -> dict:
+    """One level's row: its noise, image quality, LDP guarantee (LDP levels only), attacks."""
+    row = {"latent_ldp_noise": level, **{k: quality[k] for k in _QUALITY_KEYS}}
+    if ldp is not None:
         row.update(
-            face_detection_rate=found["detection_rate"],
-            face_matched_rate=found["matched_detection_rate"],
-            faces_original=found["faces_original"],
-            faces_reconstructed=found["faces_reconstructed"],
-            face_backend=backends[0],
-            reid_top1=reid["top1"],
-            reid_top5=reid["top5"],
-            reid_chance_top1=reid["chance_top1"],
-            mia_auc=mia["auc"],
-            mia_tpr_at_1pct_fpr=mia["tpr_at_1pct_fpr"],
-            mia_members=mia["members"],
-            mia_nonmembers=mia["nonmembers"],
+            latent_ldp_epsilon=latent_ldp.epsilon(ldp)["epsilon_pld"],
+            latent_ldp_delta=ldp.delta,
+            latent_ldp_l2_bound=ldp.l2_bound,
         )
-        levels.append(row)
-        samples[sample_key(level)] = (reconstruct(grid_originals) * 255).round().astype(np.uint8)
+    return {**row, **attack_columns}
+
+
+def _reconstruct(path, frames, *, batch_size):
+    return privacy_report.reconstruct_all(path, frames, batch_size=batch_size)[0]
+
+
+def _result(levels, identities, settings, bound: _LdpBound) -> dict:
+    """The result dict: the levels, the clear-crop re-id reference and where the bound came from."""
     clear = reidentification.attack(identities, identities.probes, feature=settings.reid_feature)
-    result = {
+    return {
         "levels": levels,
         "reference": {"reid_top1_clear_crops": clear["top1"], "reid_chance_top1": clear["chance_top1"]},
-        "latent_l2_bound": l2_bound,
-        "latent_l2_bound_source": "configured" if ldp_l2_bound else PUBLIC_BOUND_SOURCE,
-        "public_latent_l2_norm_median": public_median,
+        "latent_l2_bound": bound.l2_bound,
+        "latent_l2_bound_source": "configured" if bound.configured else PUBLIC_BOUND_SOURCE,
+        "public_latent_l2_norm_median": bound.public_median,
     }
-    return result, samples
 
 
 PUBLIC_BOUND_SOURCE = "median latent norm of 64 crops of scikit-image's public sample images"

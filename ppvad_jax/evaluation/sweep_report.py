@@ -169,32 +169,56 @@ def plan_table(plan):
 # --- Tables -----------------------------------------------------------------------------------
 
 
-def write_results(rows, workdir, *, plan, timing=None):
+_RESULTS_INTRO = [
+    "# Noise sweep results",
+    "",
+    f"Training epsilon: {ACCOUNTANT}; the trainer's metrics.json, accounted for the planned steps.",
+    "Each point trained with its own secret noise and batch seed: each point's epsilon holds "
+    "for that point alone; releasing several points' models composes their epsilons. "
+    "AE+cls.: the autoencoder and the classifier trained on the same frames, composed "
+    "(dp_accounting); '-' where either is not private.",
+    "Face detection rate: faces found on reconstructions / on originals (LFW + astronaut faces "
+    "pasted on test frames). Re-id top-1: nearest neighbour naming of 101 identities "
+    "(chance 1/101). MIA AUC: loss-threshold attack, training vs held-out frames (0.5: nothing "
+    "learnt).",
+    "",
+]
+
+
+def write_results(rows: list[dict], workdir, *, plan: dict, timing: dict | None = None) -> None:
     """``results.csv`` (every column) and ``results.md`` (the table, notes, failures, timing)."""
     workdir = pathlib.Path(workdir)
-    with open(workdir / "results.csv", "w", newline="") as f:
+    _write_csv(rows, workdir / "results.csv")
+    lines = [*_RESULTS_INTRO, *_table_lines(rows), *_note_lines(rows)]
+    if timing:
+        lines += _timing_lines(timing)
+    lines += [
+        "",
+        "Plots: `utility_vs_epsilon.png`, `privacy_vs_epsilon.png`, `reconstructions.png`. "
+        "Epsilon plan: `epsilon_plan.md`.",
+    ]
+    (workdir / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def _write_csv(rows, path):
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_value(row.get(k)) for k in COLUMNS})
-    lines = [
-        "# Noise sweep results",
-        "",
-        f"Training epsilon: {ACCOUNTANT}; the trainer's metrics.json, accounted for the planned steps.",
-        "Each point trained with its own secret noise and batch seed: each point's epsilon holds "
-        "for that point alone; releasing several points' models composes their epsilons. "
-        "AE+cls.: the autoencoder and the classifier trained on the same frames, composed "
-        "(dp_accounting); '-' where either is not private.",
-        "Face detection rate: faces found on reconstructions / on originals (LFW + astronaut faces "
-        "pasted on test frames). Re-id top-1: nearest neighbour naming of 101 identities "
-        "(chance 1/101). MIA AUC: loss-threshold attack, training vs held-out frames (0.5: nothing "
-        "learnt).",
-        "",
-        "| " + " | ".join(h for h, _, _ in MD_COLUMNS) + " |",
-        "|" + "---|" * len(MD_COLUMNS),
-    ]
+
+
+def _table_lines(rows):
+    """The markdown table of ``MD_COLUMNS``, one line per row."""
+    lines = ["| " + " | ".join(h for h, _, _ in MD_COLUMNS) + " |", "|" + "---|" * len(MD_COLUMNS)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row.get(k), fmt) for _, k, fmt in MD_COLUMNS) + " |")
+    return lines
+
+
+def _note_lines(rows):
+    """The notes under the table: the re-id ceiling, undefined FL-AUCs, failures, early stops."""
+    lines = []
     clear = next(
         (r["reid_top1_clear_crops"] for r in rows if r.get("reid_top1_clear_crops") is not None), None
     )
@@ -219,24 +243,21 @@ def write_results(rows, workdir, *, plan, timing=None):
             "rule looked at noisy iterates): ",
         ]
         lines[-1] += ", ".join(f"{r['point']} ({r['steps']} of {r['planned_steps']})" for r in early)
-    if timing:
-        lines += [
-            "",
-            "## Timing",
-            "",
-            f"- mode: {timing['mode']}; {timing['points_run']} point(s) run, "
-            f"{len(timing['points_skipped_finished'])} skipped as finished",
-            f"- sweep wall time {timing['sweep_wall_seconds']:.1f} s "
-            f"(planning {timing['plan_seconds']:.1f} s, points {timing['points_wall_seconds']:.1f} s, "
-            f"plots {timing['report_seconds']:.1f} s)",
-            f"- one by one (sum of the points' own times): {timing['one_by_one_seconds']:.1f} s",
-        ]
-    lines += [
+    return lines
+
+
+def _timing_lines(timing):
+    return [
         "",
-        "Plots: `utility_vs_epsilon.png`, `privacy_vs_epsilon.png`, `reconstructions.png`. "
-        "Epsilon plan: `epsilon_plan.md`.",
+        "## Timing",
+        "",
+        f"- mode: {timing['mode']}; {timing['points_run']} point(s) run, "
+        f"{len(timing['points_skipped_finished'])} skipped as finished",
+        f"- sweep wall time {timing['sweep_wall_seconds']:.1f} s "
+        f"(planning {timing['plan_seconds']:.1f} s, points {timing['points_wall_seconds']:.1f} s, "
+        f"plots {timing['report_seconds']:.1f} s)",
+        f"- one by one (sum of the points' own times): {timing['one_by_one_seconds']:.1f} s",
     ]
-    (workdir / "results.md").write_text("\n".join(lines) + "\n")
 
 
 def _csv_value(value):

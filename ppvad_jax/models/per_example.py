@@ -21,6 +21,8 @@ A model with parameters outside those layers is rejected with a clear error,
 so a new layer can never be silently left unclipped; use the vmap method there.
 """
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -81,7 +83,69 @@ def _set_path(tree, path, value):
     node[path[-1]] = value
 
 
-def per_example_grads(losses_fn, params, batch, *, rows_per_example=1):
+@dataclasses.dataclass(frozen=True)
+class _Layer:
+    """A supported layer met in the forward pass: the module (unbound) and its output's shape."""
+
+    module: nn.Module
+    out_shape: tuple[int, ...]
+
+
+def _is_layer_call(context) -> bool:
+    return context.method_name == "__call__" and isinstance(context.module, SUPPORTED)
+
+
+def _supported_layers(losses_fn, params, batch) -> dict[tuple[str, ...], _Layer]:
+    """Every supported layer ``losses_fn`` applies, by module path, from one abstract trace."""
+    layers = {}
+
+    def record_shapes(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if _is_layer_call(context):
+            layers[context.module.path] = _Layer(context.module.clone(parent=None), out.shape)
+        return out
+
+    with nn.intercept_methods(record_shapes):
+        # A fresh function each time: eval_shape caches traces by function, and a cache hit
+        # would skip the interceptor.
+        jax.eval_shape(lambda p, b: losses_fn(p, b), params, batch)
+    return layers
+
+
+def _check_covered(layers, params) -> None:
+    """Raises NotImplementedError when a parameter belongs to no supported layer."""
+    covered = {path + (name,) for path in layers for name in ("kernel", "bias")}
+    leaves = {tuple(k.key for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
+    if leaves - covered:
+        raise NotImplementedError(
+            f"layerwise per-example grads: unsupported parameters {sorted(leaves - covered)}"
+        )
+
+
+def _inputs_and_output_grads(losses_fn, params, batch, layers):
+    """One batched forward and backward pass with a zero probe added to each layer's output:
+    each layer's input, the gradient of the summed loss at its output, and the losses [B]."""
+
+    def losses_with_probes(probes):
+        inputs = {}
+
+        def probe(next_fun, args, kwargs, context):
+            out = next_fun(*args, **kwargs)
+            if _is_layer_call(context):
+                inputs[context.module.path] = args[0]
+                out = out + probes[context.module.path].astype(out.dtype)
+            return out
+
+        with nn.intercept_methods(probe):
+            losses = losses_fn(params, batch)
+        return losses.sum(), (losses, inputs)
+
+    probes = {path: jnp.zeros(layer.out_shape, jnp.float32) for path, layer in layers.items()}
+    out_grads, (losses, inputs) = jax.grad(losses_with_probes, has_aux=True)(probes)
+    return inputs, out_grads, losses
+
+
+def per_example_grads(losses_fn, params, batch, *, rows_per_example: int = 1) -> tuple[dict, jax.Array]:
     """Per-example gradients and losses.
 
     Args:
@@ -99,45 +163,13 @@ def per_example_grads(losses_fn, params, batch, *, rows_per_example=1):
     Raises:
       NotImplementedError: a parameterised layer is not supported.
     """
-    layers = {}
-
-    def record_shapes(next_fun, args, kwargs, context):
-        out = next_fun(*args, **kwargs)
-        if context.method_name == "__call__" and isinstance(context.module, SUPPORTED):
-            layers[context.module.path] = (context.module.clone(parent=None), out.shape, out.dtype)
-        return out
-
-    def losses_with_probes(probes):
-        inputs = {}
-
-        def probe(next_fun, args, kwargs, context):
-            out = next_fun(*args, **kwargs)
-            if context.method_name == "__call__" and isinstance(context.module, SUPPORTED):
-                inputs[context.module.path] = args[0]
-                out = out + probes[context.module.path].astype(out.dtype)
-            return out
-
-        with nn.intercept_methods(probe):
-            losses = losses_fn(params, batch)
-        return losses.sum(), (losses, inputs)
-
-    with nn.intercept_methods(record_shapes):
-        # A fresh function each time: eval_shape caches traces by function, and a cache hit
-        # would skip the interceptor.
-        jax.eval_shape(lambda p, b: losses_fn(p, b), params, batch)
-    covered = {path + (name,) for path, (module, _, _) in layers.items() for name in ("kernel", "bias")}
-    leaves = {tuple(k.key for k in path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]}
-    if leaves - covered:
-        raise NotImplementedError(
-            f"layerwise per-example grads: unsupported parameters {sorted(leaves - covered)}"
-        )
-    probes = {path: jnp.zeros(shape, jnp.float32) for path, (_, shape, _) in layers.items()}
-    out_grads, (losses, inputs) = jax.grad(losses_with_probes, has_aux=True)(probes)
+    layers = _supported_layers(losses_fn, params, batch)
+    _check_covered(layers, params)
+    inputs, out_grads, losses = _inputs_and_output_grads(losses_fn, params, batch, layers)
     grads = {}
-    for path, (module, _, _) in layers.items():
+    for path, layer in layers.items():
         x = inputs[path].astype(jnp.float32)
-        layer = _layer_grads(module, x, out_grads[path])
-        for name, value in layer.items():
+        for name, value in _layer_grads(layer.module, x, out_grads[path]).items():
             if rows_per_example > 1:
                 value = value.reshape(-1, rows_per_example, *value.shape[1:]).sum(axis=1)
             _set_path(grads, path + (name,), value)

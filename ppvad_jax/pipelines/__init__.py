@@ -13,4 +13,6 @@ one function here:
   (``launch.reproduce_table1``);
 - ``benchmarks``: the timing jobs behind ``launch.benchmark_backbone``,
   ``benchmark_detector``, ``benchmark_dp`` and ``benchmark_sas``.
+- ``loopback``: the serving jobs behind ``launch.load_test`` and
+  ``launch.fault_test`` (a server process and simulated cameras on one host).
 """

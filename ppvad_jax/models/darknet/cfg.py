@@ -300,71 +300,98 @@ def _net_options(section: Section) -> NetOptions:
     return NetOptions(height, width, channels, section.line, tuple((k, v) for k, v, _ in section.options))
 
 
+def _convolutional(section: Section, index: int) -> Convolutional:
+    size = _positive(section, "size", section.get_int("size", 1))
+    stride = _positive(section, "stride", section.get_int("stride", 1))
+    _check_unsupported(section, "convolutional", stride)
+    padding = size // 2 if section.get_int("pad", 0) else section.get_int("padding", 0)
+    return Convolutional(
+        filters=_positive(section, "filters", section.get_int("filters", _REQUIRED)),
+        size=size,
+        stride=stride,
+        padding=_positive(section, "padding", padding, minimum=0),
+        groups=_positive(section, "groups", section.get_int("groups", 1)),
+        batch_normalize=bool(section.get_int("batch_normalize", 0)),
+        activation=_activation(section, "logistic"),
+        index=index,
+        line=section.line,
+    )
+
+
+def _route(section: Section, index: int) -> Route:
+    _check_unsupported(section, "route")
+    layers = tuple(_layer_index(section, "layers", i, index) for i in section.get_ints("layers", _REQUIRED))
+    groups = _positive(section, "groups", section.get_int("groups", 1))
+    group_id = section.get_int("group_id", 0)
+    if not 0 <= group_id < groups:
+        raise CfgError(f"{section.where('group_id')}: [route] group_id={group_id} not in [0, {groups})")
+    return Route(layers=layers, groups=groups, group_id=group_id, index=index, line=section.line)
+
+
+def _shortcut(section: Section, index: int) -> Shortcut:
+    _check_unsupported(section, "shortcut")
+    sources = section.get_ints("from", _REQUIRED)
+    if len(sources) != 1:
+        raise CfgError(f"{section.where('from')}: [shortcut] from= with several layers is not supported")
+    return Shortcut(
+        source=_layer_index(section, "from", sources[0], index),
+        activation=_activation(section, "linear"),
+        index=index,
+        line=section.line,
+    )
+
+
+def _maxpool(section: Section, index: int) -> MaxPool:
+    stride = _positive(section, "stride", section.get_int("stride", 1))
+    _check_unsupported(section, "maxpool", stride)
+    size = _positive(section, "size", section.get_int("size", stride))
+    padding = _positive(section, "padding", section.get_int("padding", size - 1), minimum=0)
+    return MaxPool(size=size, stride=stride, padding=padding, index=index, line=section.line)
+
+
+def _upsample(section: Section, index: int) -> Upsample:
+    _check_unsupported(section, "upsample")
+    stride = _positive(section, "stride", section.get_int("stride", 2))  # negative: darknet downsample
+    return Upsample(stride=stride, scale=section.get_float("scale", 1.0), index=index, line=section.line)
+
+
+def _yolo(section: Section, index: int) -> Yolo:
+    _check_unsupported(section, "yolo")
+    classes = _positive(section, "classes", section.get_int("classes", 20))
+    total = _positive(section, "num", section.get_int("num", 1))
+    mask = section.get_ints("mask", tuple(range(total)))
+    anchors = section.get_floats("anchors", _REQUIRED)
+    if len(anchors) < 2 * total:
+        raise CfgError(f"{section.where('anchors')}: [yolo] num={total} needs {2 * total} anchor values")
+    if any(not 0 <= m < total for m in mask):
+        raise CfgError(f"{section.where('mask')}: [yolo] mask {mask} must index anchors 0..{total - 1}")
+    return Yolo(
+        classes=classes,
+        anchors=tuple((anchors[2 * m], anchors[2 * m + 1]) for m in mask),
+        mask=mask,
+        scale_x_y=section.get_float("scale_x_y", 1.0),
+        index=index,
+        line=section.line,
+    )
+
+
+# One typed-layer reader per supported section kind (the keys of ``_UNSUPPORTED``). Each reads
+# its options in a fixed order: of several bad options, the first read is the one reported.
+_LAYER_READERS = {
+    "convolutional": _convolutional,
+    "route": _route,
+    "shortcut": _shortcut,
+    "maxpool": _maxpool,
+    "upsample": _upsample,
+    "yolo": _yolo,
+}
+
+
 def _typed_layer(section: Section, kind: str, index: int) -> Layer:
-    where = dict(index=index, line=section.line)
-    if kind == "convolutional":
-        size = _positive(section, "size", section.get_int("size", 1))
-        stride = _positive(section, "stride", section.get_int("stride", 1))
-        _check_unsupported(section, kind, stride)
-        padding = size // 2 if section.get_int("pad", 0) else section.get_int("padding", 0)
-        return Convolutional(
-            filters=_positive(section, "filters", section.get_int("filters", _REQUIRED)),
-            size=size,
-            stride=stride,
-            padding=_positive(section, "padding", padding, minimum=0),
-            groups=_positive(section, "groups", section.get_int("groups", 1)),
-            batch_normalize=bool(section.get_int("batch_normalize", 0)),
-            activation=_activation(section, "logistic"),
-            **where,
-        )
-    if kind == "route":
-        _check_unsupported(section, kind)
-        layers = tuple(
-            _layer_index(section, "layers", i, index) for i in section.get_ints("layers", _REQUIRED)
-        )
-        groups = _positive(section, "groups", section.get_int("groups", 1))
-        group_id = section.get_int("group_id", 0)
-        if not 0 <= group_id < groups:
-            raise CfgError(f"{section.where('group_id')}: [route] group_id={group_id} not in [0, {groups})")
-        return Route(layers=layers, groups=groups, group_id=group_id, **where)
-    if kind == "shortcut":
-        _check_unsupported(section, kind)
-        sources = section.get_ints("from", _REQUIRED)
-        if len(sources) != 1:
-            raise CfgError(f"{section.where('from')}: [shortcut] from= with several layers is not supported")
-        return Shortcut(
-            source=_layer_index(section, "from", sources[0], index),
-            activation=_activation(section, "linear"),
-            **where,
-        )
-    if kind == "maxpool":
-        stride = _positive(section, "stride", section.get_int("stride", 1))
-        _check_unsupported(section, kind, stride)
-        size = _positive(section, "size", section.get_int("size", stride))
-        padding = _positive(section, "padding", section.get_int("padding", size - 1), minimum=0)
-        return MaxPool(size=size, stride=stride, padding=padding, **where)
-    if kind == "upsample":
-        _check_unsupported(section, kind)
-        stride = _positive(section, "stride", section.get_int("stride", 2))  # negative: darknet downsample
-        return Upsample(stride=stride, scale=section.get_float("scale", 1.0), **where)
-    if kind == "yolo":
-        _check_unsupported(section, kind)
-        classes = _positive(section, "classes", section.get_int("classes", 20))
-        total = _positive(section, "num", section.get_int("num", 1))
-        mask = section.get_ints("mask", tuple(range(total)))
-        anchors = section.get_floats("anchors", _REQUIRED)
-        if len(anchors) < 2 * total:
-            raise CfgError(f"{section.where('anchors')}: [yolo] num={total} needs {2 * total} anchor values")
-        if any(not 0 <= m < total for m in mask):
-            raise CfgError(f"{section.where('mask')}: [yolo] mask {mask} must index anchors 0..{total - 1}")
-        return Yolo(
-            classes=classes,
-            anchors=tuple((anchors[2 * m], anchors[2 * m + 1]) for m in mask),
-            mask=mask,
-            scale_x_y=section.get_float("scale_x_y", 1.0),
-            **where,
-        )
-    raise AssertionError(kind)
+    reader = _LAYER_READERS.get(kind)
+    if reader is None:
+        raise AssertionError(kind)
+    return reader(section, index)
 
 
 def parse_cfg(text: str, source: str = "<cfg>") -> DarknetConfig:

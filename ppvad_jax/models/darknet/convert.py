@@ -13,6 +13,7 @@ HWIO, hashing, writing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -42,6 +43,68 @@ def read_class_names(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Sources:
+    """The three darknet files of a conversion, read and checked against each other."""
+
+    cfg_path: pathlib.Path
+    weights_path: pathlib.Path
+    names_path: pathlib.Path
+    cfg_bytes: bytes
+    config: cfg.DarknetConfig
+    header: weights.Header
+    layers: dict[int, weights.ConvWeights]
+    names_text: str
+    class_names: list[str]
+
+
+def _read_sources(cfg_path: pathlib.Path, weights_path: pathlib.Path, names_path: pathlib.Path) -> _Sources:
+    """Reads the cfg, its weights and the class names; the names must match every yolo layer."""
+    if not names_path.is_file():
+        raise FileNotFoundError(f"{names_path}: class names file not found (pass names_path)")
+    cfg_bytes = cfg_path.read_bytes()
+    config = cfg.parse_cfg(cfg_bytes.decode(), str(cfg_path))
+    header, layers = weights.read_weights(weights_path, config)
+    names_text = names_path.read_text()
+    class_names = read_class_names(names_text)
+    classes = {layer.classes for layer in config.yolo_layers}
+    if classes != {len(class_names)}:
+        raise ValueError(
+            f"{names_path}: {len(class_names)} names, but the yolo layers of {cfg_path} have {classes}"
+        )
+    return _Sources(
+        cfg_path, weights_path, names_path, cfg_bytes, config, header, layers, names_text, class_names
+    )
+
+
+def _spec(sources: _Sources, params_bytes: bytes, bn_epsilon: float) -> dict:
+    """``spec.json``'s content: input size, class names, cfg text and every file's sha256."""
+    net, header = sources.config.net, sources.header
+    return {
+        "format": FORMAT,
+        "input_height": net.height,
+        "input_width": net.width,
+        "input_channels": net.channels,
+        "input_convention": "NHWC float32 RGB in [0, 1], stretched (not letterboxed) to the input size",
+        "bn_epsilon": bn_epsilon,
+        "class_names": sources.class_names,
+        "cfg_text": sources.cfg_bytes.decode(),
+        "names_text": sources.names_text,
+        "sources": {
+            "cfg": {"file": sources.cfg_path.name, "sha256": _sha256(sources.cfg_bytes)},
+            "weights": {"file": sources.weights_path.name, "sha256": _file_sha256(sources.weights_path)},
+            "names": {"file": sources.names_path.name, "sha256": _sha256(sources.names_text.encode())},
+        },
+        "weights_header": {
+            "major": header.major,
+            "minor": header.minor,
+            "revision": header.revision,
+            "seen": header.seen,
+        },
+        "params": {"file": PARAMS_FILE, "sha256": _sha256(params_bytes)},
+    }
+
+
 def convert_darknet(
     cfg_path, weights_path, output_dir, *, names_path=None, bn_epsilon: float = 1e-5
 ) -> pathlib.Path:
@@ -62,42 +125,9 @@ def convert_darknet(
     """
     cfg_path, weights_path = pathlib.Path(cfg_path), pathlib.Path(weights_path)
     names_path = pathlib.Path(names_path) if names_path else cfg_path.parent / "coco.names"
-    if not names_path.is_file():
-        raise FileNotFoundError(f"{names_path}: class names file not found (pass names_path)")
-    cfg_bytes = cfg_path.read_bytes()
-    config = cfg.parse_cfg(cfg_bytes.decode(), str(cfg_path))
-    header, layers = weights.read_weights(weights_path, config)
-    names_text = names_path.read_text()
-    class_names = read_class_names(names_text)
-    classes = {layer.classes for layer in config.yolo_layers}
-    if classes != {len(class_names)}:
-        raise ValueError(
-            f"{names_path}: {len(class_names)} names, but the yolo layers of {cfg_path} have {classes}"
-        )
-    params_bytes = serialization.msgpack_serialize(weights.to_variables(config, layers))
-    spec = {
-        "format": FORMAT,
-        "input_height": config.net.height,
-        "input_width": config.net.width,
-        "input_channels": config.net.channels,
-        "input_convention": "NHWC float32 RGB in [0, 1], stretched (not letterboxed) to the input size",
-        "bn_epsilon": bn_epsilon,
-        "class_names": class_names,
-        "cfg_text": cfg_bytes.decode(),
-        "names_text": names_text,
-        "sources": {
-            "cfg": {"file": cfg_path.name, "sha256": _sha256(cfg_bytes)},
-            "weights": {"file": weights_path.name, "sha256": _file_sha256(weights_path)},
-            "names": {"file": names_path.name, "sha256": _sha256(names_text.encode())},
-        },
-        "weights_header": {
-            "major": header.major,
-            "minor": header.minor,
-            "revision": header.revision,
-            "seen": header.seen,
-        },
-        "params": {"file": PARAMS_FILE, "sha256": _sha256(params_bytes)},
-    }
+    sources = _read_sources(cfg_path, weights_path, names_path)
+    params_bytes = serialization.msgpack_serialize(weights.to_variables(sources.config, sources.layers))
+    spec = _spec(sources, params_bytes, bn_epsilon)
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / PARAMS_FILE).write_bytes(params_bytes)

@@ -99,16 +99,46 @@ def test_the_split_reaches_every_anomaly_class_and_keeps_both_halves_mixed():
 
 
 def test_a_site_of_fixed_cameras_shares_each_cameras_scene(tmp_path):
-    params = world.WorldParams(num_videos=4, seconds=0.5, crowd=0, cameras=2)
+    params = world.WorldParams(num_videos=8, seconds=0.5, crowd=0, cameras=2)
     manifest = world.generate_world(tmp_path, params)
     first = [
         next(iter(video_io.read_frames(tmp_path / v["path"])))[1].astype(float) for v in manifest["videos"]
     ]
+    camera = [v["camera"] for v in manifest["videos"]]
     wall = slice(0, 40)  # above the people and cars: the camera's scene, plus per-video sensor noise and gain
 
     def gap(i, j):
         return np.median(np.abs(first[i][wall] - first[j][wall]))
 
-    # Video i is filmed by camera i % 2.
-    assert gap(0, 2) < 8 and gap(1, 3) < 8
-    assert gap(0, 1) > 3 * max(gap(0, 2), 1) and gap(2, 3) > 3 * max(gap(1, 3), 1)
+    same = [gap(i, j) for i in range(8) for j in range(i) if camera[i] == camera[j]]
+    other = [gap(i, j) for i in range(8) for j in range(i) if camera[i] != camera[j]]
+    assert same and other and max(same) < 8
+    assert min(other) > 3 * max(max(same), 1)
+
+
+@pytest.mark.parametrize(
+    "num_videos,cameras,test_fraction", [(45, 4, 0.4), (24, 2, 0.4), (27, 4, 0.5), (60, 3, 0.4)]
+)
+def test_every_camera_films_normal_and_anomalous_videos_of_train_and_test(num_videos, cameras, test_fraction):
+    """Guards the scene trap: with video i on camera i % K, coverage was left to the split's
+    indices: the demo's (45, 4, 0.4) was covered, (24, 2, 0.4) and (27, 4, 0.5) were not."""
+    params = world.WorldParams(num_videos=num_videos, cameras=cameras, test_fraction=test_fraction)
+    plan = world.plan_videos(params)
+    train, test = world.split_plan(plan, params)
+    manifest = {
+        "videos": [
+            {"name": n, "class": c, "camera": k}
+            for (n, c), k in zip(plan, _cameras(plan, params), strict=True)
+        ],
+        "train": train,
+        "test": test,
+    }
+    for split, kinds in world.scene_coverage(manifest).items():
+        for kind, seen in kinds.items():
+            assert seen == list(range(cameras)), (split, kind, seen)
+
+
+def _cameras(plan, params):
+    cameras = world.camera_plan(plan, params)
+    assert set(cameras) == {n for n, _ in plan}
+    return [cameras[n] for n, _ in plan]

@@ -39,8 +39,9 @@ class WorldParams:
     codec: str = "ffv1"
     normal_fraction: float = 0.4
     test_fraction: float = 0.3
-    # 0: every video has its own scene. K > 0: a site of K fixed cameras, video i filmed by camera
-    # i % K (same background, door and windows), so the scene says nothing about the label, as for
+    # 0: every video has its own scene. K > 0: a site of K fixed cameras (same background, door and
+    # windows per camera), assigned by ``camera_plan`` so that every camera films normal and
+    # anomalous videos of train and of test: the scene then says nothing about the label, as for
     # a team whose training footage comes from its own cameras.
     cameras: int = 0
 
@@ -85,6 +86,41 @@ def split_plan(plan, params):
         for c in group:  # evenly spaced within the class
             test.update(by_class[c][int((j + 1) * sizes[c] / (count[c] + 1))] for j in range(count[c]))
     return [n for n, _ in plan if n not in test], [n for n, _ in plan if n in test]
+
+
+def camera_plan(plan, params):
+    """``{name: camera}`` for a site of ``params.cameras`` cameras; {} without one.
+
+    Round-robin within each group of (split, normal or anomalous), in plan order: a group of at
+    least K videos then has every camera. (Round-robin over the whole plan, video i on camera
+    i % K, left coverage to which indices the split picked.) A classifier that learns which
+    scene a video shows, not what happens in it, then gains nothing on test (a measured trap:
+    frozen ImageNet features scored 0.30, below chance, on a world where each video had its own
+    background and only 5 were normal)."""
+    if not params.cameras:
+        return {}
+    train, test = split_plan(plan, params)
+    label = dict(plan)
+    cameras = {}
+    for split in (train, test):
+        for normal in (True, False):
+            group = [n for n in split if (label[n] == "Normal") == normal]
+            cameras.update({name: j % params.cameras for j, name in enumerate(group)})
+    return cameras
+
+
+def scene_coverage(manifest):
+    """``{split: {"normal": sorted cameras, "anomalous": sorted cameras}}`` of a site's manifest."""
+    camera = {v["name"]: v.get("camera") for v in manifest["videos"]}
+    label = {v["name"]: v["class"] for v in manifest["videos"]}
+    out = {}
+    for split in ("train", "test"):
+        names = manifest[split]
+        out[split] = {
+            kind: sorted({camera[n] for n in names if (label[n] == "Normal") == (kind == "normal")})
+            for kind in ("normal", "anomalous")
+        }
+    return out
 
 
 def render_frames(scene, background, layout, rng, difficulty):
@@ -166,13 +202,11 @@ def annotation_rows(scene, *, frame_base, rng):
 
 def generate_video(job):
     """Renders and writes one video (and its annotation). Returns its manifest entry."""
-    name, cls, index, params, out_dir, sheets = job
+    name, cls, index, camera, params, out_dir, sheets = job
     rng = np.random.default_rng([params.seed, index])
     n = int(round(params.seconds * FPS))
-    if params.cameras:
-        background, layout = render.background(
-            np.random.default_rng([params.seed, 1_000_003, index % params.cameras])
-        )
+    if camera is not None:
+        background, layout = render.background(np.random.default_rng([params.seed, 1_000_003, camera]))
     else:
         background, layout = render.background(rng)
     scene = scenarios.build_scene(rng, cls, n, layout, crowd=params.crowd, difficulty=params.difficulty)
@@ -182,6 +216,8 @@ def generate_video(job):
     frames = list(render_frames(scene, background, layout, rng, params.difficulty))
     video_io.write_video(video_path, frames, fps=FPS, codec=params.codec)
     entry = {"name": name, "class": cls, "frames": n, "path": str(video_path.relative_to(out_dir))}
+    if camera is not None:
+        entry["camera"] = camera
     labels = np.zeros(n, np.int8)
     if cls != "Normal":
         frame_base = int(rng.random() < 0.35)
@@ -213,7 +249,11 @@ def generate_world(out_dir, params=WorldParams(), *, contact_sheets=False, num_w
     readme = out_dir / ucf_layout.README_DIR
     (readme / "Txt annotations").mkdir(parents=True, exist_ok=True)
     plan = plan_videos(params)
-    jobs = [(name, cls, i, params, str(out_dir), contact_sheets) for i, (name, cls) in enumerate(plan)]
+    cameras = camera_plan(plan, params)
+    jobs = [
+        (name, cls, i, cameras.get(name), params, str(out_dir), contact_sheets)
+        for i, (name, cls) in enumerate(plan)
+    ]
     if num_workers > 0:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context) as pool:

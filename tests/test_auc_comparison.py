@@ -60,3 +60,17 @@ def test_the_demo_report_says_clear_only_when_the_interval_excludes_zero():
     tie = dict(ahead, low=-0.1, high=0.2, a_clearly_better=False)
     assert "not a clear difference" in demo_report.comparison_line(tie)
     assert demo_report.comparison_line(None) == ""
+
+
+def test_the_demo_verdict_needs_the_interval_above_zero_and_a_higher_vl_f1():
+    from ppvad_jax.pipelines.demo import report as demo_report
+
+    labels, good, poor, video = _world(3)
+    ahead = auc_comparison.paired_video_bootstrap(labels, good, poor, video, replicates=100).as_dict()
+    tie = dict(ahead, low=-0.1, high=0.2, a_clearly_better=False)
+    baseline = {"vl_f1": 0.4}
+    assert "clearly beats" in demo_report.verdict_line({"vl_f1": 0.5}, baseline, ahead)
+    lower_f1 = demo_report.verdict_line({"vl_f1": 0.4}, baseline, ahead)
+    assert "no clear win" in lower_f1 and "VL-F1" in lower_f1 and "interval" not in lower_f1
+    assert "FL-AUC interval" in demo_report.verdict_line({"vl_f1": 0.9}, baseline, tie)
+    assert "not computed" in demo_report.verdict_line({"vl_f1": 0.9}, None, None)

@@ -52,11 +52,27 @@ def score(
     return {
         "fl_auc": fl_auc,
         "fl_auc_undefined": why,
+        "within_anomalous_auc": within_anomalous_auc(videos),
         "vl": video_metrics.video_level_f1(truth, scores, threshold=threshold),
         "videos": videos,
         "sas": scores,
         "frame_labels": labels,
     }
+
+
+def within_anomalous_auc(videos: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> float | None:
+    """AUC of hard against the other frames of the anomalous test videos only (None without both).
+
+    Which scene a video shows cannot raise it: every frame compared comes from a video that has
+    an anomaly, so a classifier must tell *when* it happens, not *where* (the trap of frame
+    features on few videos, which FL-AUC over all test frames does not catch)."""
+    anomalous = [v for v in videos if (v[3] > 0).any()]
+    if not anomalous:
+        return None
+    labels = np.concatenate([video_metrics.frame_positives(v[3]) for v in anomalous])
+    if labels.all() or not labels.any():
+        return None
+    return video_metrics.frame_level_auc([labels], [np.concatenate([v[2] for v in anomalous])])
 
 
 def write_report(
@@ -87,6 +103,7 @@ def write_report(
         "optimizer": metrics["optimizer"],
         "fl_auc": result["fl_auc"],
         "fl_auc_undefined": result["fl_auc_undefined"],
+        "within_anomalous_auc": result["within_anomalous_auc"],
         "vl_f1": result["vl"]["f1"],
         "vl_precision": result["vl"]["precision"],
         "vl_recall": result["vl"]["recall"],

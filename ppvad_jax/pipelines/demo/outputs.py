@@ -31,7 +31,7 @@ class Classifier:
     workdir: pathlib.Path
     metrics: dict  # the trainer's metrics
     report: dict  # anomaly_report.write_report: FL-AUC, VL-F1, privacy
-    baseline_auc: float | None  # motion energy on the same test frames
+    baseline: dict | None  # motion energy on the same test frames: FL-AUC, within-anomalous AUC, VL-F1
     comparison: dict | None  # paired bootstrap, classifier minus motion energy
 
 

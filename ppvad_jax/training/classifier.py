@@ -36,6 +36,8 @@ import json
 import math
 import pathlib
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import flax
 import jax
@@ -91,86 +93,154 @@ def weighted_excess_bce(logits, target, class_weights):
 # --- Steps ------------------------------------------------------------------------------------
 
 
-def make_steps(apply_fn, tx, config, *, private, plan, noise_key, dropout_key, mesh):
-    """``train_step(state, batch, is_padding) -> (state, metrics)`` with optional mining, and
-    ``losses(params, batch) -> [B]`` (inference mode) and ``logits(params, batch)``.
+class Steps(NamedTuple):
+    """The compiled steps of one phase (``make_steps``)."""
 
-    ``apply_fn(params, inputs, *, train, rng) -> logits [B]``; a batch is
-    ``{"inputs": ..., "target": [B]}``. ``plan``: the run's ``DpPlan`` (None if not private).
-    ``noise_key`` and ``dropout_key`` are independent (``run_secret``); each step folds in its
-    number. Under DP every example gets its own dropout key: ``vmap`` over one key would give
-    every example of the batch the same mask.
-    """
-    weights = tuple(config.class_weights)
-    mining = config.hard_mining_alpha > 1
-    k = config.batch_size
-    if private and plan is None:
-        raise ValueError("a private step needs its DpPlan")
+    # ``train(state, batch, is_padding) -> (state, {"loss"})``, jitted over the mesh, state donated.
+    train: Callable
+    # ``losses(params, batch) -> [B]``: weighted BCE in inference mode. The trainer never calls it;
+    # the mining tests rank candidates with it (tests/test_classifier_training.py). Jitting it
+    # costs nothing until it is called.
+    losses: Callable
+    # ``logits(params, batch) -> [B]`` in inference mode: validation.
+    logits: Callable
+
+
+def example_losses_fn(apply_fn: Callable, class_weights: tuple) -> Callable:
+    """``example_losses(params, batch, *, train, rng) -> [B]``: each example's weighted BCE."""
 
     def example_losses(params, batch, *, train, rng):
         logits = apply_fn(params, batch["inputs"], train=train, rng=rng)
-        return weighted_bce(logits, batch["target"], weights)
+        return weighted_bce(logits, batch["target"], class_weights)
 
-    def select(params, batch, is_padding):
-        """The K hardest real candidates (inference-mode excess losses); padding never chosen."""
-        logits = apply_fn(params, batch["inputs"], train=False, rng=None)
-        losses = weighted_excess_bce(logits, batch["target"], weights)
-        losses = jnp.where(is_padding, -jnp.inf, jax.lax.stop_gradient(losses))
-        _, idx = jax.lax.top_k(losses, k)
-        return jax.tree.map(lambda a: a[idx], batch), is_padding[idx]
+    return example_losses
+
+
+def select_hardest(apply_fn: Callable, params, batch, is_padding, *, k: int, class_weights: tuple):
+    """``(batch, is_padding)`` of the K hardest real candidates; padding is never chosen.
+
+    Ranked by inference-mode excess loss (``weighted_excess_bce``), outside the gradient: one
+    extra forward over alpha*K candidates per step, no backward through the choice.
+    """
+    logits = apply_fn(params, batch["inputs"], train=False, rng=None)
+    losses = weighted_excess_bce(logits, batch["target"], class_weights)
+    losses = jnp.where(is_padding, -jnp.inf, jax.lax.stop_gradient(losses))
+    _, idx = jax.lax.top_k(losses, k)
+    return jax.tree.map(lambda a: a[idx], batch), is_padding[idx]
+
+
+def _private_grads_fn(
+    example_losses: Callable, plan: dp_plan.DpPlan, *, noise_key: jax.Array, microbatch_size: int | None
+) -> Callable:
+    """``grads(params, step, batch, is_padding, rng, noise_multiplier) -> (grads, loss)``: the
+    plan's noisy clipped sum, one noise draw per step.
+
+    Every example gets its own dropout key, split from the step's ``rng``: ``vmap`` over one key
+    would give every example of the batch the same mask.
+    """
 
     def unit_loss(params, example):  # one example and its own dropout key
         one = jax.tree.map(lambda a: a[None], example["batch"])
         rng = jax.random.wrap_key_data(example["dropout"])
         return example_losses(params, one, train=True, rng=rng)[0]
 
-    def private_grads(state, batch, is_padding, rng, noise_multiplier):
+    unit_grads_fn = clipping.vmap_grads_fn(unit_loss)
+
+    def private_grads(params, step, batch, is_padding, rng, noise_multiplier):
         per_example_keys = jax.random.key_data(jax.random.split(rng, is_padding.shape[0]))
         grads, clip = plan.noisy_gradient(
-            clipping.vmap_grads_fn(unit_loss),
-            state.params,
+            unit_grads_fn,
+            params,
             {"batch": batch, "dropout": per_example_keys},
             is_padding,
-            jax.random.fold_in(noise_key, state.step),  # replicated: one draw per step
+            jax.random.fold_in(noise_key, step),  # replicated: one draw per step
             noise_multiplier=noise_multiplier,
-            microbatch_size=config.dp.microbatch_size or None,
+            microbatch_size=microbatch_size,
         )
         return grads, clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1)
 
-    def plain_grads(state, batch, is_padding, rng):
+    return private_grads
+
+
+def _plain_grads_fn(example_losses: Callable) -> Callable:
+    """``grads(params, step, batch, is_padding, rng, noise_multiplier) -> (grads, loss)``: the
+    gradient of the mean loss over real rows (``step`` and ``noise_multiplier`` unused)."""
+
+    def plain_grads(params, step, batch, is_padding, rng, noise_multiplier):
+        del step, noise_multiplier
         keep = jnp.logical_not(is_padding)
 
-        def mean_loss(params):
-            losses = example_losses(params, batch, train=True, rng=rng)
-            return common.masked_mean(losses, keep)
+        def mean_loss(p):
+            return common.masked_mean(example_losses(p, batch, train=True, rng=rng), keep)
 
-        loss, grads = jax.value_and_grad(mean_loss)(state.params)
+        loss, grads = jax.value_and_grad(mean_loss)(params)
         return grads, loss
+
+    return plain_grads
+
+
+def make_train_step(
+    apply_fn: Callable, tx: optax.GradientTransformation, config, *, private: bool,
+    plan: dp_plan.DpPlan | None, noise_key: jax.Array, dropout_key: jax.Array, mesh: jax.sharding.Mesh,
+) -> Callable:  # fmt: skip
+    """The jitted ``train_step(state, batch, is_padding) -> (state, {"loss"})``, mining the K
+    hardest of the batch first when ``config.hard_mining_alpha > 1`` (``make_steps``)."""
+    class_weights = tuple(config.class_weights)
+    mining = config.hard_mining_alpha > 1
+    k = config.batch_size
+    if private and plan is None:
+        raise ValueError("a private step needs its DpPlan")
+    example_losses = example_losses_fn(apply_fn, class_weights)
+    if private:
+        microbatch = config.dp.microbatch_size or None  # 0: the whole batch at once
+        grads_fn = _private_grads_fn(example_losses, plan, noise_key=noise_key, microbatch_size=microbatch)
+    else:
+        grads_fn = _plain_grads_fn(example_losses)
 
     def train_step(state, batch, is_padding, noise_multiplier):
         if mining:
-            batch, is_padding = select(state.params, batch, is_padding)
+            batch, is_padding = select_hardest(
+                apply_fn, state.params, batch, is_padding, k=k, class_weights=class_weights
+            )
         rng = jax.random.fold_in(dropout_key, state.step)
-        if private:
-            grads, loss = private_grads(state, batch, is_padding, rng, noise_multiplier)
-        else:
-            grads, loss = plain_grads(state, batch, is_padding, rng)
+        grads, loss = grads_fn(state.params, state.step, batch, is_padding, rng, noise_multiplier)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # The loss of a private batch is an un-noised statistic of training data: the caller
         # publishes it only for non-private runs.
         return common.TrainState(state.step + 1, params, opt_state), {"loss": loss}
 
-    train = sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
+    return sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
+
+
+def inference_fn(apply_fn: Callable) -> Callable:
+    """``logits(params, batch) -> [B]`` in inference mode (no dropout), not yet jitted."""
+    return lambda params, batch: apply_fn(params, batch["inputs"], train=False, rng=None)
+
+
+def make_steps(
+    apply_fn: Callable, tx: optax.GradientTransformation, config, *, private: bool,
+    plan: dp_plan.DpPlan | None, noise_key: jax.Array, dropout_key: jax.Array, mesh: jax.sharding.Mesh,
+) -> Steps:  # fmt: skip
+    """``Steps(train, losses, logits)`` of one phase.
+
+    ``apply_fn(params, inputs, *, train, rng) -> logits [B]``; a batch is
+    ``{"inputs": ..., "target": [B]}``. ``plan``: the run's ``DpPlan`` (None if not private).
+    ``noise_key`` and ``dropout_key`` are independent (``run_secret``); each step folds in its
+    number. Under DP every example gets its own dropout key (``_private_grads_fn``).
+    """
+    train = make_train_step(
+        apply_fn, tx, config, private=private, plan=plan, noise_key=noise_key, dropout_key=dropout_key,
+        mesh=mesh,
+    )  # fmt: skip
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
+    example_losses = example_losses_fn(apply_fn, tuple(config.class_weights))
     losses = jax.jit(
         lambda p, b: example_losses(p, b, train=False, rng=None), in_shardings=(replicated, data)
     )
-    logits = jax.jit(
-        lambda p, b: apply_fn(p, b["inputs"], train=False, rng=None), in_shardings=(replicated, data)
-    )
-    return train, losses, logits
+    logits = jax.jit(inference_fn(apply_fn), in_shardings=(replicated, data))
+    return Steps(train, losses, logits)
 
 
 # --- Batches ----------------------------------------------------------------------------------

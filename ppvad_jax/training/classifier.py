@@ -33,9 +33,7 @@ The unit of privacy is one training frame.
 
 import functools
 import json
-import math
 import pathlib
-import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -44,8 +42,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-import tqdm
 from absl import logging
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -56,6 +52,17 @@ from ppvad_jax.models import bag_backends, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, clipping, run_secret
 from ppvad_jax.privacy import plan as dp_plan
 from ppvad_jax.training import common, optimizers, run_spec, sharded_step
+
+# Imported by name, not as a module: the phase machinery keeps the names it had here before it
+# moved (tests call classifier.run_phase, classifier.resume, classifier.epoch_batches).
+from ppvad_jax.training.classifier_phases import (
+    SELECTION_METRICS,
+    epoch_batches,
+    pad_to,
+    resume,
+    run_batches,
+    run_phase,
+)
 
 NORMAL, SOFT, HARD = 0, 1, 2
 
@@ -241,131 +248,6 @@ def make_steps(
     )
     logits = jax.jit(inference_fn(apply_fn), in_shardings=(replicated, data))
     return Steps(train, losses, logits)
-
-
-# --- Batches ----------------------------------------------------------------------------------
-
-
-def _pad_to(n, multiple):
-    return multiple * math.ceil(n / multiple)
-
-
-def run_batches(fn, params, make_batch, n, *, batch_size, mesh):
-    """``fn(params, batch)`` over all n examples in padded batches; real rows' outputs concatenated."""
-    data = NamedSharding(mesh, P("data"))
-    size = _pad_to(batch_size, jax.device_count())
-    out = []
-    for start in range(0, n, size):
-        idx = np.arange(start, min(n, start + size))
-        batch = make_batch(np.pad(idx, (0, size - len(idx)), mode="edge"))
-        batch = jax.tree.map(lambda a: common.to_global(np.asarray(a), data), batch)
-        out.append(np.asarray(fn(params, batch))[: len(idx)])
-    return np.concatenate(out)
-
-
-def epoch_batches(train_ids, epoch, *, config, private, sampler, steps_per_epoch):
-    """(indices, is_padding) of each step of one epoch.
-
-    Non-private: a permutation seeded by (seed, epoch), cut into chunks of
-    alpha*K candidates (K without mining). Private: Poisson samples of rate
-    alpha*K/N, padded to bucketed sizes (the accountant's assumption).
-    """
-    alpha = max(1, config.hard_mining_alpha)
-    chunk = _pad_to(alpha * config.batch_size, jax.device_count())
-    if private:
-        for i in range(steps_per_epoch):
-            b = sampler.sample(epoch * steps_per_epoch + i)
-            # top-K selection needs at least K rows; extra padding is never selected.
-            size = max(len(b.indices), chunk)
-            idx = np.pad(train_ids[b.indices], (0, size - len(b.indices)), mode="edge")
-            yield idx, np.pad(b.is_padding, (0, size - len(b.indices)), constant_values=True)
-        return
-    order = train_ids[np.random.default_rng([config.seed, epoch]).permutation(len(train_ids))]
-    for start in range(0, len(order) - chunk + 1 if len(order) >= chunk else 1, chunk):
-        idx = order[start : start + chunk]
-        pad = chunk - len(idx)
-        yield np.pad(idx, (0, pad), mode="edge"), np.arange(chunk) >= len(idx)
-
-
-# --- Phases -----------------------------------------------------------------------------------
-
-
-# What early stopping can watch: the name in the config and whether lower is better.
-SELECTION_METRICS = {"val_loss": True, "val_auc": False}
-
-
-def _improves(value, best, metric):
-    if best is None:
-        return True
-    return value < best if SELECTION_METRICS[metric] else value > best
-
-
-def run_phase(
-    name, state, best, *, train_step, batches, validate, metric, phase, manager, record, private=False
-):
-    """Epochs with early stopping on a validation metric. Returns (state, best_params).
-
-    ``validate(params) -> {"val_loss": ..., "val_auc": ...}``; ``metric`` names the one that
-    picks the best epoch and counts patience. ``record`` (JSON, saved with every checkpoint)
-    carries epoch, best value and patience count, so a killed run resumes at the next epoch with
-    the same data order (epochs are seeded by their number). A private run records no training
-    loss: it is an un-noised statistic of the training frames.
-    """
-    progress = tqdm.tqdm(
-        total=phase.max_epochs, initial=record["epoch"], desc=f"classifier {name}", unit="epoch"
-    )
-    while record["epoch"] < phase.max_epochs and record["stale"] < phase.patience:
-        epoch, start, losses = record["epoch"], time.perf_counter(), []
-        for batch, is_padding in batches(epoch):
-            state, metrics = train_step(state, batch, is_padding)
-            losses.append(None if private else float(metrics["loss"]))
-            if phase.max_steps_per_epoch and len(losses) >= phase.max_steps_per_epoch:
-                break
-        val = validate(state.params)
-        if not all(np.isfinite(v) for v in val.values()):
-            raise FloatingPointError(f"classifier {name}: validation {val} after epoch {epoch}")
-        if _improves(val[metric], record["best_val"], metric):
-            # A copy: the next train_step donates state's buffers.
-            record["best_val"], record["stale"], best = val[metric], 0, jax.tree.map(jnp.copy, state.params)
-            record["best_epoch"] = epoch
-        else:
-            record["stale"] += 1
-        record["epoch"] = epoch + 1
-        record["steps"] += len(losses)
-        record["history"].append(
-            {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses and not private else None, **val,
-             "steps": len(losses), "seconds": round(time.perf_counter() - start, 2)}
-        )  # fmt: skip
-        progress.update(1)
-        progress.set_postfix({metric: f"{val[metric]:.4f}", "best": f"{record['best_val']:.4f}"})
-        common.save(manager, record["epoch"], {"state": state, "best": best}, record)
-    manager.wait_until_finished()
-    progress.close()
-    record["done"] = True
-    return state, best
-
-
-def resume(manager, state, metric):
-    """(state, best, record) from the phase's latest checkpoint, or fresh ones.
-
-    Raises ValueError if the checkpoint chose its best epoch by another metric: its best value
-    would be compared with numbers of another kind.
-    """
-    record = {"epoch": 0, "metric": metric, "best_val": None, "best_epoch": None, "stale": 0, "steps": 0,
-              "history": []}  # fmt: skip
-    if manager.latest_step() is None:
-        return state, jax.tree.map(jnp.copy, state.params), record
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": state, "best": state.params})
-    restored_state, meta = common.restore(manager, abstract)
-    # Checkpoints from before the choice existed stopped on validation loss.
-    have = meta.get("metric", "val_loss")
-    if have != metric:
-        raise ValueError(
-            f"{manager.directory} chose its best epoch by {have}, this config by {metric} "
-            "(early_stopping_metric): use a new --workdir, or move the old one away to retrain"
-        )
-    logging.info("resumed classifier phase at epoch %d", meta["epoch"])
-    return restored_state["state"], restored_state["best"], dict(meta, metric=metric)
 
 
 # --- The run ----------------------------------------------------------------------------------
@@ -733,7 +615,7 @@ def train_and_evaluate(config, workdir):
 
     num_units = len(train_ids)
     alpha = config.hard_mining_alpha
-    steps_per_epoch = max(1, num_units // _pad_to(alpha * config.batch_size, jax.device_count()))
+    steps_per_epoch = max(1, num_units // pad_to(alpha * config.batch_size, jax.device_count()))
     plan = make_plan(config, num_units, mining=mining) if private else None
     checkpoints = workdir / "checkpoints"
     fresh = not any(

@@ -29,21 +29,26 @@ bring it into the top K and push another example out, so the clipped sum moves
 by up to 2C, not C: the accountant is given noise_multiplier / 2 (recorded as
 ``accounted_noise_multiplier``). Without mining the sensitivity is C.
 The unit of privacy is one training frame.
+
+Layout, as flax's imagenet trainer: the steps (``make_steps``), the inputs (``_build_inputs``,
+``_selection``), the model (``create_model``, ``_phase1_features``), one phase
+(``train_phase``; its loop and stopping rule are ``classifier_phases``) and the outputs
+(``_write_outputs``), put together by ``train_and_evaluate``.
 """
 
+import dataclasses
 import functools
 import json
-import math
 import pathlib
-import time
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-import tqdm
 from absl import logging
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -54,6 +59,17 @@ from ppvad_jax.models import bag_backends, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, clipping, run_secret
 from ppvad_jax.privacy import plan as dp_plan
 from ppvad_jax.training import common, optimizers, run_spec, sharded_step
+
+# Imported by name, not as a module: the phase machinery keeps the names it had here before it
+# moved (tests call classifier.run_phase, classifier.resume, classifier.epoch_batches).
+from ppvad_jax.training.classifier_phases import (
+    SELECTION_METRICS,
+    epoch_batches,
+    pad_to,
+    resume,
+    run_batches,
+    run_phase,
+)
 
 NORMAL, SOFT, HARD = 0, 1, 2
 
@@ -91,214 +107,157 @@ def weighted_excess_bce(logits, target, class_weights):
 # --- Steps ------------------------------------------------------------------------------------
 
 
-def make_steps(apply_fn, tx, config, *, private, plan, noise_key, dropout_key, mesh):
-    """``train_step(state, batch, is_padding) -> (state, metrics)`` with optional mining, and
-    ``losses(params, batch) -> [B]`` (inference mode) and ``logits(params, batch)``.
+class Steps(NamedTuple):
+    """The compiled steps of one phase (``make_steps``)."""
 
-    ``apply_fn(params, inputs, *, train, rng) -> logits [B]``; a batch is
-    ``{"inputs": ..., "target": [B]}``. ``plan``: the run's ``DpPlan`` (None if not private).
-    ``noise_key`` and ``dropout_key`` are independent (``run_secret``); each step folds in its
-    number. Under DP every example gets its own dropout key: ``vmap`` over one key would give
-    every example of the batch the same mask.
-    """
-    weights = tuple(config.class_weights)
-    mining = config.hard_mining_alpha > 1
-    k = config.batch_size
-    if private and plan is None:
-        raise ValueError("a private step needs its DpPlan")
+    # ``train(state, batch, is_padding) -> (state, {"loss"})``, jitted over the mesh, state donated.
+    train: Callable
+    # ``losses(params, batch) -> [B]``: weighted BCE in inference mode. The trainer never calls it;
+    # the mining tests rank candidates with it (tests/test_classifier_training.py). Jitting it
+    # costs nothing until it is called.
+    losses: Callable
+    # ``logits(params, batch) -> [B]`` in inference mode: validation.
+    logits: Callable
+
+
+def example_losses_fn(apply_fn: Callable, class_weights: tuple) -> Callable:
+    """``example_losses(params, batch, *, train, rng) -> [B]``: each example's weighted BCE."""
 
     def example_losses(params, batch, *, train, rng):
         logits = apply_fn(params, batch["inputs"], train=train, rng=rng)
-        return weighted_bce(logits, batch["target"], weights)
+        return weighted_bce(logits, batch["target"], class_weights)
 
-    def select(params, batch, is_padding):
-        """The K hardest real candidates (inference-mode excess losses); padding never chosen."""
-        logits = apply_fn(params, batch["inputs"], train=False, rng=None)
-        losses = weighted_excess_bce(logits, batch["target"], weights)
-        losses = jnp.where(is_padding, -jnp.inf, jax.lax.stop_gradient(losses))
-        _, idx = jax.lax.top_k(losses, k)
-        return jax.tree.map(lambda a: a[idx], batch), is_padding[idx]
+    return example_losses
+
+
+def select_hardest(apply_fn: Callable, params, batch, is_padding, *, k: int, class_weights: tuple):
+    """``(batch, is_padding)`` of the K hardest real candidates; padding is never chosen.
+
+    Ranked by inference-mode excess loss (``weighted_excess_bce``), outside the gradient: one
+    extra forward over alpha*K candidates per step, no backward through the choice.
+    """
+    logits = apply_fn(params, batch["inputs"], train=False, rng=None)
+    losses = weighted_excess_bce(logits, batch["target"], class_weights)
+    losses = jnp.where(is_padding, -jnp.inf, jax.lax.stop_gradient(losses))
+    _, idx = jax.lax.top_k(losses, k)
+    return jax.tree.map(lambda a: a[idx], batch), is_padding[idx]
+
+
+def _private_grads_fn(
+    example_losses: Callable, plan: dp_plan.DpPlan, *, noise_key: jax.Array, microbatch_size: int | None
+) -> Callable:
+    """``grads(params, step, batch, is_padding, rng, noise_multiplier) -> (grads, loss)``: the
+    plan's noisy clipped sum, one noise draw per step.
+
+    Every example gets its own dropout key, split from the step's ``rng``: ``vmap`` over one key
+    would give every example of the batch the same mask.
+    """
 
     def unit_loss(params, example):  # one example and its own dropout key
         one = jax.tree.map(lambda a: a[None], example["batch"])
         rng = jax.random.wrap_key_data(example["dropout"])
         return example_losses(params, one, train=True, rng=rng)[0]
 
-    def private_grads(state, batch, is_padding, rng, noise_multiplier):
+    unit_grads_fn = clipping.vmap_grads_fn(unit_loss)
+
+    def private_grads(params, step, batch, is_padding, rng, noise_multiplier):
         per_example_keys = jax.random.key_data(jax.random.split(rng, is_padding.shape[0]))
         grads, clip = plan.noisy_gradient(
-            clipping.vmap_grads_fn(unit_loss),
-            state.params,
+            unit_grads_fn,
+            params,
             {"batch": batch, "dropout": per_example_keys},
             is_padding,
-            jax.random.fold_in(noise_key, state.step),  # replicated: one draw per step
+            jax.random.fold_in(noise_key, step),  # replicated: one draw per step
             noise_multiplier=noise_multiplier,
-            microbatch_size=config.dp.microbatch_size or None,
+            microbatch_size=microbatch_size,
         )
         return grads, clip.loss_sum / jnp.maximum(clip.num_examples - clip.num_nonfinite, 1)
 
-    def plain_grads(state, batch, is_padding, rng):
+    return private_grads
+
+
+def _plain_grads_fn(example_losses: Callable) -> Callable:
+    """``grads(params, step, batch, is_padding, rng, noise_multiplier) -> (grads, loss)``: the
+    gradient of the mean loss over real rows (``step`` and ``noise_multiplier`` unused)."""
+
+    def plain_grads(params, step, batch, is_padding, rng, noise_multiplier):
+        del step, noise_multiplier
         keep = jnp.logical_not(is_padding)
 
-        def mean_loss(params):
-            losses = example_losses(params, batch, train=True, rng=rng)
-            return common.masked_mean(losses, keep)
+        def mean_loss(p):
+            return common.masked_mean(example_losses(p, batch, train=True, rng=rng), keep)
 
-        loss, grads = jax.value_and_grad(mean_loss)(state.params)
+        loss, grads = jax.value_and_grad(mean_loss)(params)
         return grads, loss
+
+    return plain_grads
+
+
+def make_train_step(
+    apply_fn: Callable, tx: optax.GradientTransformation, config, *, private: bool,
+    plan: dp_plan.DpPlan | None, noise_key: jax.Array, dropout_key: jax.Array, mesh: jax.sharding.Mesh,
+) -> Callable:  # fmt: skip
+    """The jitted ``train_step(state, batch, is_padding) -> (state, {"loss"})``, mining the K
+    hardest of the batch first when ``config.hard_mining_alpha > 1`` (``make_steps``)."""
+    class_weights = tuple(config.class_weights)
+    mining = config.hard_mining_alpha > 1
+    k = config.batch_size
+    if private and plan is None:
+        raise ValueError("a private step needs its DpPlan")
+    example_losses = example_losses_fn(apply_fn, class_weights)
+    if private:
+        microbatch = config.dp.microbatch_size or None  # 0: the whole batch at once
+        grads_fn = _private_grads_fn(example_losses, plan, noise_key=noise_key, microbatch_size=microbatch)
+    else:
+        grads_fn = _plain_grads_fn(example_losses)
 
     def train_step(state, batch, is_padding, noise_multiplier):
         if mining:
-            batch, is_padding = select(state.params, batch, is_padding)
+            batch, is_padding = select_hardest(
+                apply_fn, state.params, batch, is_padding, k=k, class_weights=class_weights
+            )
         rng = jax.random.fold_in(dropout_key, state.step)
-        if private:
-            grads, loss = private_grads(state, batch, is_padding, rng, noise_multiplier)
-        else:
-            grads, loss = plain_grads(state, batch, is_padding, rng)
+        grads, loss = grads_fn(state.params, state.step, batch, is_padding, rng, noise_multiplier)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # The loss of a private batch is an un-noised statistic of training data: the caller
         # publishes it only for non-private runs.
         return common.TrainState(state.step + 1, params, opt_state), {"loss": loss}
 
-    train = sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
+    return sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
+
+
+def inference_fn(apply_fn: Callable) -> Callable:
+    """``logits(params, batch) -> [B]`` in inference mode (no dropout), not yet jitted."""
+    return lambda params, batch: apply_fn(params, batch["inputs"], train=False, rng=None)
+
+
+def make_steps(
+    apply_fn: Callable, tx: optax.GradientTransformation, config, *, private: bool,
+    plan: dp_plan.DpPlan | None, noise_key: jax.Array, dropout_key: jax.Array, mesh: jax.sharding.Mesh,
+) -> Steps:  # fmt: skip
+    """``Steps(train, losses, logits)`` of one phase.
+
+    ``apply_fn(params, inputs, *, train, rng) -> logits [B]``; a batch is
+    ``{"inputs": ..., "target": [B]}``. ``plan``: the run's ``DpPlan`` (None if not private).
+    ``noise_key`` and ``dropout_key`` are independent (``run_secret``); each step folds in its
+    number. Under DP every example gets its own dropout key (``_private_grads_fn``).
+    """
+    train = make_train_step(
+        apply_fn, tx, config, private=private, plan=plan, noise_key=noise_key, dropout_key=dropout_key,
+        mesh=mesh,
+    )  # fmt: skip
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
+    example_losses = example_losses_fn(apply_fn, tuple(config.class_weights))
     losses = jax.jit(
         lambda p, b: example_losses(p, b, train=False, rng=None), in_shardings=(replicated, data)
     )
-    logits = jax.jit(
-        lambda p, b: apply_fn(p, b["inputs"], train=False, rng=None), in_shardings=(replicated, data)
-    )
-    return train, losses, logits
+    logits = jax.jit(inference_fn(apply_fn), in_shardings=(replicated, data))
+    return Steps(train, losses, logits)
 
 
-# --- Batches ----------------------------------------------------------------------------------
-
-
-def _pad_to(n, multiple):
-    return multiple * math.ceil(n / multiple)
-
-
-def run_batches(fn, params, make_batch, n, *, batch_size, mesh):
-    """``fn(params, batch)`` over all n examples in padded batches; real rows' outputs concatenated."""
-    data = NamedSharding(mesh, P("data"))
-    size = _pad_to(batch_size, jax.device_count())
-    out = []
-    for start in range(0, n, size):
-        idx = np.arange(start, min(n, start + size))
-        batch = make_batch(np.pad(idx, (0, size - len(idx)), mode="edge"))
-        batch = jax.tree.map(lambda a: common.to_global(np.asarray(a), data), batch)
-        out.append(np.asarray(fn(params, batch))[: len(idx)])
-    return np.concatenate(out)
-
-
-def epoch_batches(train_ids, epoch, *, config, private, sampler, steps_per_epoch):
-    """(indices, is_padding) of each step of one epoch.
-
-    Non-private: a permutation seeded by (seed, epoch), cut into chunks of
-    alpha*K candidates (K without mining). Private: Poisson samples of rate
-    alpha*K/N, padded to bucketed sizes (the accountant's assumption).
-    """
-    alpha = max(1, config.hard_mining_alpha)
-    chunk = _pad_to(alpha * config.batch_size, jax.device_count())
-    if private:
-        for i in range(steps_per_epoch):
-            b = sampler.sample(epoch * steps_per_epoch + i)
-            # top-K selection needs at least K rows; extra padding is never selected.
-            size = max(len(b.indices), chunk)
-            idx = np.pad(train_ids[b.indices], (0, size - len(b.indices)), mode="edge")
-            yield idx, np.pad(b.is_padding, (0, size - len(b.indices)), constant_values=True)
-        return
-    order = train_ids[np.random.default_rng([config.seed, epoch]).permutation(len(train_ids))]
-    for start in range(0, len(order) - chunk + 1 if len(order) >= chunk else 1, chunk):
-        idx = order[start : start + chunk]
-        pad = chunk - len(idx)
-        yield np.pad(idx, (0, pad), mode="edge"), np.arange(chunk) >= len(idx)
-
-
-# --- Phases -----------------------------------------------------------------------------------
-
-
-# What early stopping can watch: the name in the config and whether lower is better.
-SELECTION_METRICS = {"val_loss": True, "val_auc": False}
-
-
-def _improves(value, best, metric):
-    if best is None:
-        return True
-    return value < best if SELECTION_METRICS[metric] else value > best
-
-
-def run_phase(
-    name, state, best, *, train_step, batches, validate, metric, phase, manager, record, private=False
-):
-    """Epochs with early stopping on a validation metric. Returns (state, best_params).
-
-    ``validate(params) -> {"val_loss": ..., "val_auc": ...}``; ``metric`` names the one that
-    picks the best epoch and counts patience. ``record`` (JSON, saved with every checkpoint)
-    carries epoch, best value and patience count, so a killed run resumes at the next epoch with
-    the same data order (epochs are seeded by their number). A private run records no training
-    loss: it is an un-noised statistic of the training frames.
-    """
-    progress = tqdm.tqdm(
-        total=phase.max_epochs, initial=record["epoch"], desc=f"classifier {name}", unit="epoch"
-    )
-    while record["epoch"] < phase.max_epochs and record["stale"] < phase.patience:
-        epoch, start, losses = record["epoch"], time.perf_counter(), []
-        for batch, is_padding in batches(epoch):
-            state, metrics = train_step(state, batch, is_padding)
-            losses.append(None if private else float(metrics["loss"]))
-            if phase.max_steps_per_epoch and len(losses) >= phase.max_steps_per_epoch:
-                break
-        val = validate(state.params)
-        if not all(np.isfinite(v) for v in val.values()):
-            raise FloatingPointError(f"classifier {name}: validation {val} after epoch {epoch}")
-        if _improves(val[metric], record["best_val"], metric):
-            # A copy: the next train_step donates state's buffers.
-            record["best_val"], record["stale"], best = val[metric], 0, jax.tree.map(jnp.copy, state.params)
-            record["best_epoch"] = epoch
-        else:
-            record["stale"] += 1
-        record["epoch"] = epoch + 1
-        record["steps"] += len(losses)
-        record["history"].append(
-            {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses and not private else None, **val,
-             "steps": len(losses), "seconds": round(time.perf_counter() - start, 2)}
-        )  # fmt: skip
-        progress.update(1)
-        progress.set_postfix({metric: f"{val[metric]:.4f}", "best": f"{record['best_val']:.4f}"})
-        common.save(manager, record["epoch"], {"state": state, "best": best}, record)
-    manager.wait_until_finished()
-    progress.close()
-    record["done"] = True
-    return state, best
-
-
-def resume(manager, state, metric):
-    """(state, best, record) from the phase's latest checkpoint, or fresh ones.
-
-    Raises ValueError if the checkpoint chose its best epoch by another metric: its best value
-    would be compared with numbers of another kind.
-    """
-    record = {"epoch": 0, "metric": metric, "best_val": None, "best_epoch": None, "stale": 0, "steps": 0,
-              "history": []}  # fmt: skip
-    if manager.latest_step() is None:
-        return state, jax.tree.map(jnp.copy, state.params), record
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": state, "best": state.params})
-    restored_state, meta = common.restore(manager, abstract)
-    # Checkpoints from before the choice existed stopped on validation loss.
-    have = meta.get("metric", "val_loss")
-    if have != metric:
-        raise ValueError(
-            f"{manager.directory} chose its best epoch by {have}, this config by {metric} "
-            "(early_stopping_metric): use a new --workdir, or move the old one away to retrain"
-        )
-    logging.info("resumed classifier phase at epoch %d", meta["epoch"])
-    return restored_state["state"], restored_state["best"], dict(meta, metric=metric)
-
-
-# --- The run ----------------------------------------------------------------------------------
+# --- Detector, autoencoder, DP plan, run spec -------------------------------------------------
 
 
 def make_detector(config):
@@ -399,8 +358,21 @@ def _check_checkpoints_match(workdir, features_spec, config=None):
     run_spec.check_and_record(workdir, spec, filename="inputs_spec.json", what="a classifier")
 
 
+# --- Variant and inputs -----------------------------------------------------------------------
+
+
+class Variant(NamedTuple):
+    """What the variant's name and the optimizer decide (``_resolve``)."""
+
+    streams: int  # 1: the spatial stream only; 2: spatial and motion
+    use_bag: bool  # the bag of objects joins the head's input
+    hard_only: bool  # ``_ha``: soft anomalies do not train
+    mining: bool  # hard-sample mining: alpha > 1 and not ``_no_hm``
+    private: bool  # a DP optimizer
+
+
 def _resolve(config):
-    """``(config, streams, use_bag, hard_only, mining, private)`` of a variant, refusing
+    """``(config, Variant)``: the config with references resolved (alpha 1 without mining), refusing
     settings whose privacy claim would not hold."""
     streams, use_bag = two_stream.parse_variant(config.variant)
     hard_only = config.variant.endswith("_ha")
@@ -428,11 +400,20 @@ def _resolve(config):
             "standardize_features computes per-feature statistics of the training set, which the DP "
             "guarantee does not cover: turn it off for private training"
         )
-    return config, streams, use_bag, hard_only, mining, private
+    return config, Variant(streams, use_bag, hard_only, mining, private)
 
 
-def _build_inputs(config, workdir):
-    """``(export, ae_metrics, spec, detector, data)``: what the server would see, cached."""
+class Inputs(NamedTuple):
+    """What the server would see, cached (``_build_inputs``)."""
+
+    ae_metrics: dict | None  # the autoencoder's metrics.json; None for clear frames or none written
+    spec: dict  # what the cached inputs were built from (paths and contents' fingerprints)
+    detector: object  # the bag-of-objects backend (``bag_backends``)
+    data: dict  # split -> frames, flows, bags, labels... (``classifier_inputs.build_split``)
+
+
+def _build_inputs(config, workdir) -> Inputs:
+    """What the server would see, per split, built once and cached under ``inputs_dir``."""
     from ppvad_jax.training import classifier_inputs  # noqa: PLC0415 (data.prepare imports TFDS: seconds)
 
     export, ae_metrics = _autoencoder(config)
@@ -460,10 +441,22 @@ def _build_inputs(config, workdir):
         )  # fmt: skip
         for split in ("train", "validation", "test")
     }
-    return export, ae_metrics, spec, detector, data
+    return Inputs(ae_metrics, spec, detector, data)
 
 
-def _selection(config, data, *, hard_only):
+class Selection(NamedTuple):
+    """Targets, the frames that train and validate, and what picks the best epoch (``_selection``)."""
+
+    train_target: np.ndarray  # [train frames] in [0, 1]: 0 normal, soft_label soft, 1 hard
+    val_target: np.ndarray  # [validation frames], the same rule
+    train_ids: np.ndarray  # the training frames that train (all but soft ones under ``_ha``)
+    val_ids: np.ndarray  # the validation frames the loss is taken over (the same rule)
+    val_labels: np.ndarray  # NORMAL / SOFT / HARD of every validation frame
+    val_auc_defined: bool  # validation holds hard anomalies and other frames
+    metric: str  # early_stopping_metric, checked: a key of SELECTION_METRICS
+
+
+def _selection(config, data, *, hard_only) -> Selection:
     """Targets, the frames that train and validate, and the early-stopping metric (checked)."""
     train_target, train_keep = targets_and_mask(
         data["train"]["labels"], hard_only=hard_only, soft_label=config.soft_label
@@ -488,7 +481,21 @@ def _selection(config, data, *, hard_only):
             f"{len(train_ids)} training frames, fewer than one step's "
             f"{config.batch_size * config.hard_mining_alpha} candidates: lower batch_size or add data"
         )
-    return train_target, val_target, train_ids, val_ids, val_labels, val_auc_defined, metric
+    return Selection(train_target, val_target, train_ids, val_ids, val_labels, val_auc_defined, metric)
+
+
+# --- Model ------------------------------------------------------------------------------------
+
+
+def create_model(
+    config, variant: Variant, backbone: resnet_weights.Backbone
+) -> two_stream.TwoStreamClassifier:
+    """The two-stream classifier on ``backbone``'s normalisation and input transform."""
+    return two_stream.TwoStreamClassifier(
+        streams=variant.streams, use_bag=variant.use_bag, head_width=config.head_width,
+        dropout=config.dropout, norm=backbone.spec["norm"], preprocessing=backbone.spec["preprocessing"],
+        size=config.input_size, standardize=config.standardize_features,
+    )  # fmt: skip
 
 
 def _init_variables(config, model, backbone, *, n_bag, streams):
@@ -501,6 +508,19 @@ def _init_variables(config, model, backbone, *, n_bag, streams):
             # Own buffers per stream: the train step donates its state, and a buffer donated twice fails.
             variables.setdefault(collection, {})[stream] = jax.tree.map(jnp.array, values)
     return variables
+
+
+def _features_spec(config, inputs_spec: dict, backbone: resnet_weights.Backbone, *, streams: int) -> dict:
+    """What phase 1's cached features depend on: the inputs, the backbone, the streams, the size.
+
+    A mismatch recomputes the cache, never reuses it; the same spec keys the checkpoints.
+    """
+    return {
+        "inputs": inputs_spec,
+        "backbone": {k: backbone.spec.get(k) for k in ("source", "sha256", "norm", "seed", "random_init")},
+        "streams": streams,
+        "size": config.input_size,
+    }
 
 
 def _phase1_features(config, workdir, model, variables, data, features_spec, *, mesh):
@@ -546,6 +566,259 @@ def _standardization(train_features, train_bags, train_ids, use_bag):
     }
 
 
+def _frozen_stats(config, variables: dict, features: dict, data: dict, train_ids, *, use_bag: bool) -> dict:
+    """The collections no phase trains: the backbones' statistics and, with
+    ``standardize_features``, the head input's standardization."""
+    stats = {k: v for k, v in variables.items() if k != "params"}
+    if config.standardize_features:
+        stats["standardization"] = _standardization(
+            features["train"], data["train"]["bags"], train_ids, use_bag
+        )
+    return stats
+
+
+class ApplyFns(NamedTuple):
+    """``apply(params, inputs, *, train, rng) -> logits [B]`` of what each phase trains."""
+
+    head: Callable  # params: the head's; inputs: cached "features" and "bag" (phase 1)
+    full: Callable  # params: all of them; inputs: "frames", "flows" and "bag" (phase 2)
+
+
+def make_apply_fns(model: two_stream.TwoStreamClassifier, stats: dict) -> ApplyFns:
+    """The two phases' forward passes, with the collections no phase trains (``stats``) bound in."""
+    head_stats = {"standardization": stats["standardization"]} if "standardization" in stats else {}
+
+    def head_apply(head, inputs, *, train, rng):
+        rngs = {"dropout": rng} if train else {}
+        return model.apply(
+            {"params": {"head": head}, **head_stats},
+            inputs["features"],
+            inputs["bag"],
+            train=train,
+            rngs=rngs,
+            method=model.classify,
+        )
+
+    def full_apply(params, inputs, *, train, rng):
+        rngs = {"dropout": rng} if train else {}
+        return model.apply(
+            {"params": params, **stats},
+            inputs["frames"],
+            inputs["flows"],
+            inputs["bag"],
+            train=train,
+            rngs=rngs,
+        )
+
+    return ApplyFns(head_apply, full_apply)
+
+
+# --- Phases -----------------------------------------------------------------------------------
+
+
+class Phase(NamedTuple):
+    """One of the two phases of training."""
+
+    name: str  # its checkpoint directory, and its key in metrics["phases"]
+    kind: str  # "head": the head on cached features; "full": everything on the images
+    # Its own batches, noise and dropout (run_secret streams): never the other phase's again.
+    stream: int
+    settings: ml_collections.ConfigDict  # config.phase1 or config.phase2
+
+
+def phases_of(config) -> tuple[Phase, ...]:
+    """Phase 1 (the head at its own rate on frozen-backbone features), then phase 2 (everything)."""
+    return (Phase("phase1", "head", 1, config.phase1), Phase("phase2", "full", 2, config.phase2))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What the phases and the outputs share: built once by ``train_and_evaluate``."""
+
+    config: ml_collections.ConfigDict
+    workdir: pathlib.Path
+    variant: Variant
+    inputs: Inputs
+    selection: Selection
+    backbone: resnet_weights.Backbone
+    stats: dict  # the collections no phase trains (``_frozen_stats``)
+    features: dict  # split -> frozen-backbone features, phase 1's input
+    apply: ApplyFns
+    mesh: jax.sharding.Mesh
+    plan: dp_plan.DpPlan | None  # None: not private
+    secret: run_secret.RunSecret
+    steps_per_epoch: int
+
+
+def _make_run(config, workdir, *, variant, inputs, selection, backbone, stats, features, model, mesh) -> _Run:
+    """The run's schedule, its DP plan (validated before anything trains) and its secret."""
+    num_units = len(selection.train_ids)
+    candidates = pad_to(config.hard_mining_alpha * config.batch_size, jax.device_count())
+    steps_per_epoch = max(1, num_units // candidates)
+    plan = make_plan(config, num_units, mining=variant.mining) if variant.private else None
+    checkpoints = workdir / "checkpoints"
+    fresh = not any(
+        (checkpoints / n).is_dir() and any((checkpoints / n).iterdir()) for n in ("phase1", "phase2")
+    )
+    secret = run_secret.for_run(
+        checkpoints, private=variant.private, seed=config.seed,
+        insecure_fixed_seed=config.dp.insecure_fixed_seed, fresh=fresh,
+    )  # fmt: skip
+    return _Run(
+        config=config, workdir=workdir, variant=variant, inputs=inputs, selection=selection,
+        backbone=backbone, stats=stats, features=features, apply=make_apply_fns(model, stats), mesh=mesh,
+        plan=plan, secret=secret, steps_per_epoch=steps_per_epoch,
+    )  # fmt: skip
+
+
+def batch_fn(data: dict, features: dict, split: str, target: np.ndarray, kind: str) -> Callable:
+    """``make(idx) -> {"inputs", "target"}`` of rows ``idx`` of ``split``: cached features and bag
+    for the head (``kind`` "head"), frames, flows and bag for the whole model ("full")."""
+    d = data[split]
+
+    def make(idx):
+        inputs = {"bag": d["bags"][idx]}
+        if kind == "head":
+            inputs["features"] = features[split][idx]
+        else:
+            inputs["frames"], inputs["flows"] = d["frames"][idx], d["flows"][idx]
+        return {"inputs": inputs, "target": target[idx]}
+
+    return make
+
+
+def train_batches(
+    epoch: int, *, make_batch: Callable, train_ids: np.ndarray, config, private: bool, sampler,
+    steps_per_epoch: int, sharding: NamedSharding,
+) -> Iterator:  # fmt: skip
+    """``(batch, is_padding)`` of each step of ``epoch`` (``epoch_batches``), gathered on the host
+    from the cached inputs and placed as global arrays sharded over the data axis."""
+    put = functools.partial(common.to_global, sharding=sharding)
+    for idx, pad in epoch_batches(
+        train_ids, epoch, config=config, private=private, sampler=sampler, steps_per_epoch=steps_per_epoch
+    ):
+        batch = jax.tree.map(lambda a: put(np.asarray(a)), make_batch(idx))
+        yield batch, put(np.asarray(pad))
+
+
+def validation_metrics(
+    params, *, logits_fn: Callable, make_batch: Callable, selection: Selection, class_weights: tuple,
+    batch_size: int, mesh: jax.sharding.Mesh,
+) -> dict:  # fmt: skip
+    """Validation loss over the frames that train (the paper's rule) and FL-AUC over all frames,
+    hard anomalies positive, as the test split is scored (only where both kinds are present)."""
+    n = len(selection.val_labels)
+    logits = run_batches(logits_fn, params, make_batch, n, batch_size=batch_size, mesh=mesh)
+    ids = selection.val_ids
+    loss = weighted_bce(jnp.asarray(logits[ids]), jnp.asarray(selection.val_target[ids]), class_weights)
+    out = {"val_loss": float(jnp.mean(loss))}
+    if selection.val_auc_defined:
+        out["val_auc"] = roc.roc_auc(selection.val_labels == HARD, logits.astype(np.float64))
+    return out
+
+
+class EpochFns(NamedTuple):
+    """What ``run_phase`` calls each epoch (``_epoch_fns``)."""
+
+    batches: Callable  # batches(epoch) -> iterator of (batch, is_padding) (``train_batches``)
+    validate: Callable  # validate(params) -> {"val_loss", "val_auc"?} (``validation_metrics``)
+
+
+def _epoch_fns(run: _Run, phase: Phase, logits_fn: Callable) -> EpochFns:
+    """``phase``'s training batches (from its own sampler stream under DP) and its validation."""
+    config, selection, kind = run.config, run.selection, phase.kind
+    data, features = run.inputs.data, run.features
+    sampler = None
+    if run.variant.private:
+        sampler = run.plan.sampler(
+            run.secret, phase.stream, granularity=jax.device_count(), bucket=config.dp.batch_bucket
+        )
+    batches = functools.partial(
+        train_batches, make_batch=batch_fn(data, features, "train", selection.train_target, kind),
+        train_ids=selection.train_ids, config=config, private=run.variant.private, sampler=sampler,
+        steps_per_epoch=run.steps_per_epoch, sharding=NamedSharding(run.mesh, P("data")),
+    )  # fmt: skip
+    validate = functools.partial(
+        validation_metrics, logits_fn=logits_fn,
+        make_batch=batch_fn(data, features, "validation", selection.val_target, kind), selection=selection,
+        class_weights=tuple(config.class_weights), batch_size=config.eval_batch_size, mesh=run.mesh,
+    )  # fmt: skip
+    return EpochFns(batches, validate)
+
+
+class PhaseResult(NamedTuple):
+    """What a phase gives back (``train_phase``)."""
+
+    params: dict  # every parameter of the model, the phase's best merged in
+    record: dict  # its record (``classifier_phases.epoch_rule``), as reported in metrics["phases"]
+
+
+def train_phase(run: _Run, phase: Phase, params: dict, *, best_to_beat: float | None) -> PhaseResult:
+    """Trains ``phase`` from ``params`` (or resumes it, or finds it done) and keeps its best epoch.
+
+    ``best_to_beat``: phase 1's best validation value, which phase 2 must beat to replace it.
+    """
+    config, private = run.config, run.variant.private
+    tx = optimizers.make(config.optimizer, phase.settings.learning_rate, config.get("weight_decay", 0.0))
+    start_params = params["head"] if phase.kind == "head" else params
+    state = common.TrainState(jnp.int32(0), start_params, tx.init(start_params))
+    manager = common.checkpoint_manager(run.workdir / "checkpoints" / phase.name)
+    state, best, record = resume(manager, state, run.selection.metric)
+    if record["best_val"] is None and best_to_beat is not None:
+        record["best_val"] = best_to_beat
+    steps = make_steps(
+        run.apply.head if phase.kind == "head" else run.apply.full, tx, config, private=private,
+        plan=run.plan, mesh=run.mesh, noise_key=run.secret.jax_key(run_secret.NOISE, phase.stream),
+        dropout_key=run.secret.jax_key(run_secret.DROPOUT, phase.stream),
+    )  # fmt: skip
+    epoch_fns = _epoch_fns(run, phase, steps.logits)
+    if not record.get("done"):
+        state, best = run_phase(
+            phase.name, state, best, train_step=steps.train, batches=epoch_fns.batches,
+            validate=epoch_fns.validate, metric=run.selection.metric, phase=phase.settings, manager=manager,
+            record=record, private=private,
+        )  # fmt: skip
+        common.save(manager, record["epoch"] + 1, {"state": state, "best": best}, record, force=True)
+        manager.wait_until_finished()
+    return PhaseResult(dict(params, head=best) if phase.kind == "head" else best, record)
+
+
+class Trained(NamedTuple):
+    """What the phases give back (``train_phases``)."""
+
+    params: dict  # the best parameters of the last phase that ran
+    records: dict  # phase name -> its record
+
+
+def train_phases(run: _Run, params: dict) -> Trained:
+    """The enabled phases in order, each from the best parameters of the one before."""
+    records = {}
+    for phase in phases_of(run.config):
+        if not phase.settings.enabled:
+            continue
+        to_beat = records["phase1"]["best_val"] if phase.kind == "full" and "phase1" in records else None
+        params, records[phase.name] = train_phase(run, phase, params, best_to_beat=to_beat)
+    return Trained(params, records)
+
+
+# --- Outputs ----------------------------------------------------------------------------------
+
+
+def _test_logits(run: _Run, params: dict) -> np.ndarray:
+    """Logits of every test frame, with the best parameters of the last phase that is enabled."""
+    test = run.inputs.data["test"]
+    n = len(test["labels"])
+    if run.config.phase2.enabled:
+        apply_fn, test_params, kind = run.apply.full, params, "full"
+    else:
+        apply_fn, test_params, kind = run.apply.head, params["head"], "head"
+    make_batch = batch_fn(run.inputs.data, run.features, "test", np.zeros(n, np.float32), kind)  # no target
+    return run_batches(
+        jax.jit(inference_fn(apply_fn)), test_params, make_batch, n, batch_size=run.config.eval_batch_size,
+        mesh=run.mesh,
+    )  # fmt: skip
+
+
 def _export_spec(config, *, streams, use_bag, backbone, detector):
     """What the server needs to rebuild the classifier from its export (``two_stream.load_export``)."""
     return {
@@ -584,194 +857,82 @@ def _provenance(config, backbone, ae_metrics):
     }
 
 
-def train_and_evaluate(config, workdir):
-    """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable."""
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    config, streams, use_bag, hard_only, mining, private = _resolve(config)
-
-    # Inputs: what the server would see, cached.
-    export, ae_metrics, spec, detector, data = _build_inputs(config, workdir)
-    train_target, val_target, train_ids, val_ids, val_labels, val_auc_defined, metric = _selection(
-        config, data, hard_only=hard_only
-    )
-    weights = tuple(config.class_weights)
-
-    # Model: backbones from converted weights (or a loudly flagged random init) + a fresh head.
-    backbone = resnet_weights.load_backbone(
-        config.backbone.pretrained or None, norm=config.backbone.norm, seed=config.seed
-    )
-    model = two_stream.TwoStreamClassifier(
-        streams=streams, use_bag=use_bag, head_width=config.head_width, dropout=config.dropout,
-        norm=backbone.spec["norm"], preprocessing=backbone.spec["preprocessing"], size=config.input_size,
-        standardize=config.standardize_features,
-    )  # fmt: skip
-    mesh = common.make_mesh()
-    variables = _init_variables(
-        config, model, backbone, n_bag=data["train"]["bags"].shape[1], streams=streams
-    )
-    stats = {k: v for k, v in variables.items() if k != "params"}
-    # Cached per (inputs, backbone, streams, size): a spec mismatch recomputes, never reuses.
-    features_spec = {
-        "inputs": spec,
-        "backbone": {k: backbone.spec.get(k) for k in ("source", "sha256", "norm", "seed", "random_init")},
-        "streams": streams,
-        "size": config.input_size,
-    }
-    _check_checkpoints_match(workdir, features_spec, config)
-    features = _phase1_features(config, workdir, model, variables, data, features_spec, mesh=mesh)
-    if config.standardize_features:
-        stats["standardization"] = _standardization(
-            features["train"], data["train"]["bags"], train_ids, use_bag
-        )
-    head_stats = {"standardization": stats["standardization"]} if "standardization" in stats else {}
-
-    def head_apply(head, inputs, *, train, rng):
-        rngs = {"dropout": rng} if train else {}
-        return model.apply(
-            {"params": {"head": head}, **head_stats},
-            inputs["features"],
-            inputs["bag"],
-            train=train,
-            rngs=rngs,
-            method=model.classify,
-        )
-
-    def full_apply(params, inputs, *, train, rng):
-        rngs = {"dropout": rng} if train else {}
-        return model.apply(
-            {"params": params, **stats},
-            inputs["frames"],
-            inputs["flows"],
-            inputs["bag"],
-            train=train,
-            rngs=rngs,
-        )
-
-    def batch_fn(split, target, kind):
-        d = data[split]
-
-        def make(idx):
-            inputs = {"bag": d["bags"][idx]}
-            if kind == "head":
-                inputs["features"] = features[split][idx]
-            else:
-                inputs["frames"], inputs["flows"] = d["frames"][idx], d["flows"][idx]
-            return {"inputs": inputs, "target": target[idx]}
-
-        return make
-
-    num_units = len(train_ids)
-    alpha = config.hard_mining_alpha
-    steps_per_epoch = max(1, num_units // _pad_to(alpha * config.batch_size, jax.device_count()))
-    plan = make_plan(config, num_units, mining=mining) if private else None
-    checkpoints = workdir / "checkpoints"
-    fresh = not any(
-        (checkpoints / n).is_dir() and any((checkpoints / n).iterdir()) for n in ("phase1", "phase2")
-    )
-    secret = run_secret.for_run(
-        checkpoints, private=private, seed=config.seed,
-        insecure_fixed_seed=config.dp.insecure_fixed_seed, fresh=fresh,
-    )  # fmt: skip
-    data_sharding = NamedSharding(mesh, P("data"))
-    records = {}
-    params = variables["params"]
-    for name, phase, kind in (("phase1", config.phase1, "head"), ("phase2", config.phase2, "full")):
-        if not phase.enabled:
-            continue
-        apply_fn = head_apply if kind == "head" else full_apply
-        tx = optimizers.make(config.optimizer, phase.learning_rate, config.get("weight_decay", 0.0))
-        start_params = params["head"] if kind == "head" else params
-        state = common.TrainState(jnp.int32(0), start_params, tx.init(start_params))
-        manager = common.checkpoint_manager(workdir / "checkpoints" / name)
-        state, best, record = resume(manager, state, metric)
-        if kind == "full" and record["best_val"] is None and "phase1" in records:
-            # Phase 2 must beat phase 1 to replace it: start from its best validation value.
-            record["best_val"] = records["phase1"]["best_val"]
-        # Each phase its own stream: its own batches, noise and dropout, never phase 1's again.
-        stream = 1 if kind == "head" else 2
-        sampler = None
-        if private:
-            sampler = plan.sampler(
-                secret, stream, granularity=jax.device_count(), bucket=config.dp.batch_bucket
-            )
-        train_step, _, logits_fn = make_steps(
-            apply_fn, tx, config, private=private, plan=plan, mesh=mesh,
-            noise_key=secret.jax_key(run_secret.NOISE, stream),
-            dropout_key=secret.jax_key(run_secret.DROPOUT, stream),
-        )  # fmt: skip
-        make_train = batch_fn("train", train_target, kind)
-        make_val = batch_fn("validation", val_target, kind)
-
-        def batches(epoch, make_train=make_train, sampler=sampler):
-            for idx, pad in epoch_batches(train_ids, epoch, config=config, private=private, sampler=sampler,
-                                          steps_per_epoch=steps_per_epoch):  # fmt: skip
-                put = functools.partial(common.to_global, sharding=data_sharding)
-                batch = jax.tree.map(lambda a, put=put: put(np.asarray(a)), make_train(idx))
-                yield batch, put(np.asarray(pad))
-
-        def validate(p, logits_fn=logits_fn, make_val=make_val):
-            """Validation loss over the frames that train (the paper's rule) and FL-AUC over all
-            frames, hard anomalies positive, as the test split is scored."""
-            n = len(data["validation"]["labels"])
-            logits = run_batches(logits_fn, p, make_val, n, batch_size=config.eval_batch_size, mesh=mesh)
-            loss = weighted_bce(jnp.asarray(logits[val_ids]), jnp.asarray(val_target[val_ids]), weights)
-            out = {"val_loss": float(jnp.mean(loss))}
-            if val_auc_defined:
-                out["val_auc"] = roc.roc_auc(val_labels == HARD, logits.astype(np.float64))
-            return out
-
-        if not record.get("done"):
-            state, best = run_phase(
-                name, state, best, train_step=train_step, batches=batches, validate=validate,
-                metric=metric, phase=phase, manager=manager, record=record, private=private,
-            )  # fmt: skip
-            common.save(manager, record["epoch"] + 1, {"state": state, "best": best}, record, force=True)
-            manager.wait_until_finished()
-        records[name] = record
-        params = dict(params, head=best) if kind == "head" else best
-
-    # Test predictions with the best parameters of the last phase.
-    test = data["test"]
-    if config.phase2.enabled:
-        logits = run_batches(
-            jax.jit(lambda p, b: full_apply(p, b["inputs"], train=False, rng=None)), params,
-            batch_fn("test", np.zeros(len(test["labels"]), np.float32), "full"), len(test["labels"]),
-            batch_size=config.eval_batch_size, mesh=mesh,
-        )  # fmt: skip
-    else:
-        logits = run_batches(
-            jax.jit(lambda p, b: head_apply(p, b["inputs"], train=False, rng=None)), params["head"],
-            batch_fn("test", np.zeros(len(test["labels"]), np.float32), "head"), len(test["labels"]),
-            batch_size=config.eval_batch_size, mesh=mesh,
-        )  # fmt: skip
-    confidence = np.asarray(jax.nn.sigmoid(logits), np.float32)
-    two_stream.export(
-        workdir / "export", {"params": params, **stats},
-        _export_spec(config, streams=streams, use_bag=use_bag, backbone=backbone, detector=detector),
-    )  # fmt: skip
-    _save_predictions(workdir, confidence, test)
+def _metrics(run: _Run, records: dict, *, test_frames: int) -> dict:
+    """metrics.json: the run's settings, each phase's record, provenance and the privacy report
+    (composed with the autoencoder's when both trained on the same frames)."""
+    config, variant, ae_metrics = run.config, run.variant, run.inputs.ae_metrics
+    num_units = len(run.selection.train_ids)
     steps = sum(r["steps"] for r in records.values())
     metrics = {
         "variant": config.variant,
         "optimizer": config.optimizer,
-        "hard_mining_alpha": alpha,
-        "hard_anomalies_only": hard_only,
+        "hard_mining_alpha": config.hard_mining_alpha,
+        "hard_anomalies_only": variant.hard_only,
         "train_frames": int(num_units),
-        "test_frames": int(len(confidence)),
+        "test_frames": int(test_frames),
         "phases": records,
         "steps": steps,
-        **_provenance(config, backbone, ae_metrics),
+        **_provenance(config, run.backbone, ae_metrics),
         **privacy_report(
             config,
-            private=private,
+            private=variant.private,
             num_units=num_units,
-            mining=mining,
+            mining=variant.mining,
             steps_run=steps,
-            planned=planned_steps(config, steps_per_epoch),
+            planned=planned_steps(config, run.steps_per_epoch),
         ),  # fmt: skip
     }
     if ae_metrics:  # both models were trained on the same frames: their composition
         metrics["combined_privacy"] = dp_plan.combined([ae_metrics, metrics], ["autoencoder", "classifier"])
+    return metrics
+
+
+def _write_outputs(run: _Run, trained: Trained) -> dict:
+    """Test predictions, the export for the server and metrics.json; returns the metrics."""
+    config, workdir, variant = run.config, run.workdir, run.variant
+    confidence = np.asarray(jax.nn.sigmoid(_test_logits(run, trained.params)), np.float32)
+    two_stream.export(
+        workdir / "export", {"params": trained.params, **run.stats},
+        _export_spec(
+            config, streams=variant.streams, use_bag=variant.use_bag, backbone=run.backbone,
+            detector=run.inputs.detector,
+        ),
+    )  # fmt: skip
+    _save_predictions(workdir, confidence, run.inputs.data["test"])
+    metrics = _metrics(run, trained.records, test_frames=len(confidence))
     (workdir / "metrics.json").write_text(json.dumps(accounting.json_safe(metrics), indent=2, default=str))
     return metrics
+
+
+def train_and_evaluate(config, workdir):
+    """Builds the inputs, trains phase 1 and phase 2, writes predictions and metrics. Resumable.
+
+    Returns:
+      The metrics dict written to ``workdir/metrics.json``.
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config, variant = _resolve(config)
+    # Inputs: what the server would see, cached.
+    inputs = _build_inputs(config, workdir)
+    selection = _selection(config, inputs.data, hard_only=variant.hard_only)
+    # Model: backbones from converted weights (or a loudly flagged random init) + a fresh head.
+    backbone = resnet_weights.load_backbone(
+        config.backbone.pretrained or None, norm=config.backbone.norm, seed=config.seed
+    )
+    model = create_model(config, variant, backbone)
+    mesh = common.make_mesh()
+    n_bag = inputs.data["train"]["bags"].shape[1]
+    variables = _init_variables(config, model, backbone, n_bag=n_bag, streams=variant.streams)
+    features_spec = _features_spec(config, inputs.spec, backbone, streams=variant.streams)
+    # Checkpoints in workdir resume only if they come from the same inputs and settings.
+    _check_checkpoints_match(workdir, features_spec, config)
+    features = _phase1_features(config, workdir, model, variables, inputs.data, features_spec, mesh=mesh)
+    stats = _frozen_stats(
+        config, variables, features, inputs.data, selection.train_ids, use_bag=variant.use_bag
+    )
+    run = _make_run(
+        config, workdir, variant=variant, inputs=inputs, selection=selection, backbone=backbone, stats=stats,
+        features=features, model=model, mesh=mesh,
+    )  # fmt: skip
+    return _write_outputs(run, train_phases(run, variables["params"]))

@@ -90,9 +90,9 @@ def test_hard_mining_trains_on_the_k_hardest(private):
     config = _config()
     if private:  # noise 0 and a clip norm nothing reaches: the DP step must equal the plain one
         config.dp.noise_multiplier = 0.0
-    train, losses_fn, _ = _steps(_linear_apply, tx, config, private=private, expected_batch_size=2)
+    train, _ = _steps(_linear_apply, tx, config, private=private, expected_batch_size=2)
     batch = {"inputs": {"x": x}, "target": target}
-    losses = np.asarray(losses_fn(params, batch))
+    losses = np.asarray(classifier.weighted_bce(x @ params["w"], target, (1.0, 2.0)))
     hardest = np.argsort(-np.where(is_padding, -np.inf, losses))[:2]
     w0 = np.asarray(params["w"])
     state = common.TrainState(jnp.int32(0), params, tx.init(params))
@@ -121,9 +121,10 @@ def test_mining_ranks_by_excess_loss_so_fitted_soft_frames_are_not_chosen():
     w = jnp.array([0.0, 0.05, 1.5, -1.5, 1.0, -0.4])  # the logits (x is the identity)
     target = np.array([0.5, 0.5, 1.0, 0.0, 1.0, 0.0], np.float32)
     tx = optax.sgd(0.1)
-    train, losses_fn, _ = _steps(_linear_apply, tx, _config(), private=False, expected_batch_size=2)
+    train, _ = _steps(_linear_apply, tx, _config(), private=False, expected_batch_size=2)
     batch = {"inputs": {"x": x}, "target": target}
-    assert set(np.argsort(-np.asarray(losses_fn({"w": w}, batch)))[:2]) == {0, 1}  # what BCE would pick
+    bce = classifier.weighted_bce(x @ w, target, (1.0, 2.0))
+    assert set(np.argsort(-np.asarray(bce))[:2]) == {0, 1}  # what BCE would pick
     state = common.TrainState(jnp.int32(0), {"w": jnp.array(w)}, tx.init({"w": w}))
     new, _ = train(state, batch, np.zeros(6, bool))
     moved = np.flatnonzero(np.abs(np.asarray(new.params["w"]) - np.asarray(w)) > 0)
@@ -145,7 +146,7 @@ def test_dp_step_noise_has_std_sigma_c_over_expected_batch(sigma):
     for noise in (0.0, sigma):
         config = _config(hard_mining_alpha=1)
         config.dp.noise_multiplier, config.dp.l2_clip_norm = noise, clip
-        train, _, _ = _steps(_linear_apply, tx, config, private=True, expected_batch_size=expected)
+        train, _ = _steps(_linear_apply, tx, config, private=True, expected_batch_size=expected)
         state = common.TrainState(jnp.int32(0), jax.tree.map(jnp.copy, params), tx.init(params))
         updates[noise] = np.asarray(train(state, batch, is_padding)[0].params["w"])
     noise_part = updates[sigma] - updates[0.0]
@@ -158,7 +159,7 @@ def _mined_update(x, target, is_padding, clip):
     config = _config()
     config.dp.noise_multiplier, config.dp.l2_clip_norm = 0.0, clip
     tx = optax.sgd(1.0)
-    train, _, _ = _steps(_linear_apply, tx, config, private=True, expected_batch_size=1)
+    train, _ = _steps(_linear_apply, tx, config, private=True, expected_batch_size=1)
     w0 = np.array([1.0, 0.0, 0.0], np.float32)
     state = common.TrainState(jnp.int32(0), {"w": jnp.asarray(w0)}, tx.init({"w": jnp.asarray(w0)}))
     batch = {"inputs": {"x": np.asarray(x, np.float32)}, "target": np.asarray(target, np.float32)}
@@ -194,7 +195,7 @@ def _dropout_update(noise_key, dropout_key):
     config = _config(hard_mining_alpha=1, batch_size=8)
     config.dp.noise_multiplier, config.dp.l2_clip_norm = 0.0, 1e6
     tx = optax.sgd(1.0)
-    train, _, _ = _steps(_dropout_apply, tx, config, private=True, expected_batch_size=8,
+    train, _ = _steps(_dropout_apply, tx, config, private=True, expected_batch_size=8,
                          noise_key=noise_key, dropout_key=dropout_key)  # fmt: skip
     w = jnp.zeros(1000)
     state = common.TrainState(jnp.int32(0), {"w": w}, tx.init({"w": w}))

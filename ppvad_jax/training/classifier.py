@@ -55,7 +55,7 @@ from jax.sharding import PartitionSpec as P
 
 from ppvad_jax.data import ucf_layout
 from ppvad_jax.evaluation import roc
-from ppvad_jax.models import bag_backends, resnet_weights, two_stream
+from ppvad_jax.models import backbones, bag_backends, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, clipping, run_secret
 from ppvad_jax.privacy import plan as dp_plan
 from ppvad_jax.training import common, optimizers, run_spec, sharded_step
@@ -112,10 +112,6 @@ class Steps(NamedTuple):
 
     # ``train(state, batch, is_padding) -> (state, {"loss"})``, jitted over the mesh, state donated.
     train: Callable
-    # ``losses(params, batch) -> [B]``: weighted BCE in inference mode. The trainer never calls it;
-    # the mining tests rank candidates with it (tests/test_classifier_training.py). Jitting it
-    # costs nothing until it is called.
-    losses: Callable
     # ``logits(params, batch) -> [B]`` in inference mode: validation.
     logits: Callable
 
@@ -236,7 +232,7 @@ def make_steps(
     apply_fn: Callable, tx: optax.GradientTransformation, config, *, private: bool,
     plan: dp_plan.DpPlan | None, noise_key: jax.Array, dropout_key: jax.Array, mesh: jax.sharding.Mesh,
 ) -> Steps:  # fmt: skip
-    """``Steps(train, losses, logits)`` of one phase.
+    """``Steps(train, logits)`` of one phase.
 
     ``apply_fn(params, inputs, *, train, rng) -> logits [B]``; a batch is
     ``{"inputs": ..., "target": [B]}``. ``plan``: the run's ``DpPlan`` (None if not private).
@@ -249,12 +245,8 @@ def make_steps(
     )  # fmt: skip
     replicated = NamedSharding(mesh, P())
     data = NamedSharding(mesh, P("data"))
-    example_losses = example_losses_fn(apply_fn, tuple(config.class_weights))
-    losses = jax.jit(
-        lambda p, b: example_losses(p, b, train=False, rng=None), in_shardings=(replicated, data)
-    )
     logits = jax.jit(inference_fn(apply_fn), in_shardings=(replicated, data))
-    return Steps(train, losses, logits)
+    return Steps(train, logits)
 
 
 # --- Detector, autoencoder, DP plan, run spec -------------------------------------------------
@@ -494,7 +486,7 @@ def create_model(
     return two_stream.TwoStreamClassifier(
         streams=variant.streams, use_bag=variant.use_bag, head_width=config.head_width,
         dropout=config.dropout, norm=backbone.spec["norm"], preprocessing=backbone.spec["preprocessing"],
-        size=config.input_size, standardize=config.standardize_features,
+        size=config.input_size, standardize=config.standardize_features, backbone=backbone.spec["backbone"],
     )  # fmt: skip
 
 
@@ -510,6 +502,11 @@ def _init_variables(config, model, backbone, *, n_bag, streams):
     return variables
 
 
+# What of a backbone's spec decides its features ("backbone": two random inits of one seed and norm
+# but another architecture must not share a cache).
+_BACKBONE_KEYS = ("backbone", "source", "sha256", "norm", "seed", "random_init")
+
+
 def _features_spec(config, inputs_spec: dict, backbone: resnet_weights.Backbone, *, streams: int) -> dict:
     """What phase 1's cached features depend on: the inputs, the backbone, the streams, the size.
 
@@ -517,7 +514,7 @@ def _features_spec(config, inputs_spec: dict, backbone: resnet_weights.Backbone,
     """
     return {
         "inputs": inputs_spec,
-        "backbone": {k: backbone.spec.get(k) for k in ("source", "sha256", "norm", "seed", "random_init")},
+        "backbone": {k: backbone.spec.get(k) for k in _BACKBONE_KEYS},
         "streams": streams,
         "size": config.input_size,
     }
@@ -828,6 +825,7 @@ def _export_spec(config, *, streams, use_bag, backbone, detector):
         "head_width": config.head_width,
         "norm": backbone.spec["norm"],
         "preprocessing": backbone.spec["preprocessing"],
+        "backbone": backbone.spec["backbone"],
         "size": config.input_size,
         "standardize": bool(config.standardize_features),
         "bag_classes": list(detector.classes),
@@ -917,9 +915,10 @@ def train_and_evaluate(config, workdir):
     inputs = _build_inputs(config, workdir)
     selection = _selection(config, inputs.data, hard_only=variant.hard_only)
     # Model: backbones from converted weights (or a loudly flagged random init) + a fresh head.
-    backbone = resnet_weights.load_backbone(
-        config.backbone.pretrained or None, norm=config.backbone.norm, seed=config.seed
-    )
+    backbone = backbones.load(
+        config.backbone.get("name", "resnet50"), config.backbone.pretrained or None,
+        norm=config.backbone.norm, seed=config.seed,
+    )  # fmt: skip
     model = create_model(config, variant, backbone)
     mesh = common.make_mesh()
     n_bag = inputs.data["train"]["bags"].shape[1]

@@ -22,28 +22,39 @@ Cost at 120x160 on 2 CPU cores: seconds (101 re-id crops in 9 frames, 2 x
 pass over the test split per LDP level.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 from skimage import data as skimage_data
 
 from ppvad_jax.data import contact_sheet, public_images
 from ppvad_jax.evaluation import faces, image_quality, membership, privacy_report, reidentification
 from ppvad_jax.privacy import latent_ldp
 
+if TYPE_CHECKING:  # annotations only: no start-up cost
+    import ml_collections
 
-def astronaut_face_rgb(margin=16):
+    from ppvad_jax.data import autoencoder_data
+
+
+def astronaut_face_rgb(margin: int = 16) -> np.ndarray:
     """The astronaut's face in colour with a margin of background (the cascades need some border)."""
     x, y, w, h = reidentification.ASTRONAUT_FACE
     image = skimage_data.astronaut()
     return image[max(0, y - margin) : y + h + margin, max(0, x - margin) : x + w + margin]
 
 
-def paste_faces(frames, *, fraction, seed):
+def paste_faces(frames: npt.ArrayLike, *, fraction: float, seed: int) -> np.ndarray:
     """A copy of frames [N, H, W, 3] uint8 with one real face each, at a seeded position.
 
     Faces are LFW crops (grey, repeated on the three channels) and, every fifth
@@ -74,7 +85,7 @@ def _sample(records, count, rng):
     return np.sort(rng.choice(records, size=min(count, len(records)), replace=False))
 
 
-def sample_key(level):
+def sample_key(level: float | None) -> str:
     """The ``recon_samples.npz`` key of an LDP level's reconstructions (None: no LDP)."""
     return "recon" if level is None else f"recon_ldp{level:g}"
 
@@ -179,17 +190,17 @@ def _attack_row(reconstruct, frames: _AttackFrames, attacks: _Attacks) -> dict:
 
 
 def evaluate(
-    ae_workdir,
+    ae_workdir: str | os.PathLike,
     *,
-    splits: dict,
-    source,
-    trainer_quality: dict,
-    settings,
+    splits: Mapping[str, autoencoder_data.Units],
+    source: autoencoder_data.FrameSource,
+    trainer_quality: Mapping[str, Any],
+    settings: ml_collections.ConfigDict,
     ldp_levels: tuple[float, ...] = (),
     ldp_l2_bound: float = 0.0,
     ldp_delta: float = 1e-5,
     ldp_nonnegative: bool = True,
-) -> tuple[dict, dict[str, np.ndarray]]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Measures ``ae_workdir/export`` (module docstring); one row per LDP level, None (no LDP) first.
 
     Args:
@@ -269,7 +280,13 @@ def _result(levels, identities, settings, bound: _LdpBound) -> dict:
 PUBLIC_BOUND_SOURCE = "median latent norm of 64 crops of scikit-image's public sample images"
 
 
-def public_latent_norm(path, frame_shape, *, batch_size, seed):
+def public_latent_norm(
+    path: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    frame_shape: Sequence[int],
+    *,
+    batch_size: int,
+    seed: int,
+) -> float:
     """Median latent L2 norm of public images: the default LDP bound.
 
     The bound C is published with every LDP epsilon. A statistic of the private training

@@ -10,9 +10,14 @@ those plots (their per-frame epsilon is another guarantee) but are in the
 tables and the reconstruction grid.
 """
 
+from __future__ import annotations
+
 import csv
 import math
+import os
 import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -83,7 +88,7 @@ ACCOUNTANT = (
 )
 
 
-def number(value):
+def number(value: Any) -> float | None:
     """A float from a row value ("inf" strings included), or None."""
     if value is None or value == "":
         return None
@@ -93,7 +98,7 @@ def number(value):
         return None
 
 
-def accountant_label(row):
+def accountant_label(row: Mapping[str, Any]) -> str:
     """The short 'which accountant, which unit' cell of a row."""
     if not row.get("private"):
         label = "not private (no DP training)"
@@ -117,7 +122,7 @@ def _cell(value, fmt):
 # --- The plan ---------------------------------------------------------------------------------
 
 
-def plan_table(plan):
+def plan_table(plan: Mapping[str, Any]) -> str:
     """The epsilon table printed before any training (markdown, readable in a terminal)."""
     lines = [
         "# Epsilon planned for each point (computed before training)",
@@ -185,7 +190,13 @@ _RESULTS_INTRO = [
 ]
 
 
-def write_results(rows: list[dict], workdir, *, plan: dict, timing: dict | None = None) -> None:
+def write_results(
+    rows: Sequence[Mapping[str, Any]],
+    workdir: str | os.PathLike,
+    *,
+    plan: Mapping[str, Any],
+    timing: Mapping[str, Any] | None = None,
+) -> None:
     """``results.csv`` (every column) and ``results.md`` (the table, notes, failures, timing)."""
     workdir = pathlib.Path(workdir)
     _write_csv(rows, workdir / "results.csv")
@@ -312,7 +323,7 @@ def _panel(ax, rows, key, label, *, chance=None):
     return bool(curves or lines)
 
 
-def write_plots(rows, workdir):
+def write_plots(rows: Sequence[Mapping[str, Any]], workdir: str | os.PathLike) -> None:
     """utility_vs_epsilon.png, privacy_vs_epsilon.png and reconstructions.png under ``workdir``."""
     workdir = pathlib.Path(workdir)
     has_auc = any(number(r.get("fl_auc")) is not None for r in rows)
@@ -333,7 +344,13 @@ def write_plots(rows, workdir):
     contact_sheet.save_png(workdir / "reconstructions.png", reconstruction_grid(rows, workdir))
 
 
-def reconstruction_grid(rows, workdir, *, thumb_width=160, label_width=230):
+def reconstruction_grid(
+    rows: Sequence[Mapping[str, Any]],
+    workdir: str | os.PathLike,
+    *,
+    thumb_width: int = 160,
+    label_width: int = 230,
+) -> np.ndarray:
     """Originals, then one row per finished row of the sweep: the same test frames reconstructed."""
     strips, originals = [], None
     for row in rows:

@@ -12,6 +12,12 @@ loader returns (``"backbone"``, ``"feature_dim"``, ``"preprocessing"``, ``"norm"
 ``pretrained=None`` is a random init for either, flagged loudly and in the spec.
 """
 
+from __future__ import annotations
+
+import os
+
+from jax.typing import DTypeLike
+
 from ppvad_jax.models import mobilenet_v2, mobilenet_weights, resnet, resnet_weights
 
 NAMES = ("resnet50", "mobilenet_v2")
@@ -25,19 +31,28 @@ def _check(name):
         raise ValueError(f"backbone must be one of {NAMES}, got {name!r}")
 
 
-def feature_module(name, *, norm, dtype=None):
+def feature_module(
+    name: str, *, norm: str, dtype: DTypeLike | None = None
+) -> resnet.ResNet50 | mobilenet_v2.MobileNetV2:
     """The features-only Flax module of backbone ``name`` (no classification head)."""
     _check(name)
     return _MODULES[name](num_classes=None, norm=norm, dtype=dtype)
 
 
-def feature_dim(name):
+def feature_dim(name: str) -> int:
     """Width of the pooled features of backbone ``name``."""
     _check(name)
     return _FEATURE_DIMS[name]
 
 
-def load(name, pretrained, *, norm="frozen_bn", preprocessing=None, seed=0):
+def load(
+    name: str,
+    pretrained: str | os.PathLike | None,
+    *,
+    norm: str = "frozen_bn",
+    preprocessing: str | None = None,
+    seed: int = 0,
+) -> resnet_weights.Backbone:
     """``resnet_weights.Backbone`` of backbone ``name``; the spec gains ``"backbone": name``.
 
     Args:

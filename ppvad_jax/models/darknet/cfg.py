@@ -26,8 +26,10 @@ hashable and can be a Flax module attribute or a static ``jax.jit`` argument.
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import re
+from typing import Any
 
 ACTIVATIONS = ("linear", "leaky", "logistic", "mish", "swish")
 
@@ -73,19 +75,21 @@ class Section:
         except ValueError:
             raise CfgError(f"{self.where(key)}: [{self.kind}] {key}={value!r}: expected {what}") from None
 
-    def get_int(self, key: str, default=None):
+    # The getters return the converted value, or ``default`` when the option is absent
+    # (``_REQUIRED``: absent is an error).
+    def get_int(self, key: str, default: Any = None) -> int | Any:
         return self._get(key, default, int, "an integer")
 
-    def get_float(self, key: str, default=None):
+    def get_float(self, key: str, default: Any = None) -> float | Any:
         return self._get(key, default, float, "a number")
 
-    def get_str(self, key: str, default=None):
+    def get_str(self, key: str, default: Any = None) -> str | Any:
         return self._get(key, default, str, "a string")
 
-    def get_ints(self, key: str, default=None):
+    def get_ints(self, key: str, default: Any = None) -> tuple[int, ...] | Any:
         return self._get(key, default, lambda v: tuple(int(x) for x in _split_list(v)), "integers a,b,...")
 
-    def get_floats(self, key: str, default=None):
+    def get_floats(self, key: str, default: Any = None) -> tuple[float, ...] | Any:
         return self._get(key, default, lambda v: tuple(float(x) for x in _split_list(v)), "numbers a,b,...")
 
 
@@ -414,7 +418,7 @@ def parse_cfg(text: str, source: str = "<cfg>") -> DarknetConfig:
     return DarknetConfig(source=source, net=_net_options(sections[0]), layers=tuple(layers))
 
 
-def load_cfg(path) -> DarknetConfig:
+def load_cfg(path: str | os.PathLike) -> DarknetConfig:
     """Reads and parses a cfg file."""
     path = pathlib.Path(path)
     try:

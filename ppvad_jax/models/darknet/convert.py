@@ -16,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import pathlib
+from typing import Any
 
 import jax
 import numpy as np
@@ -106,7 +108,12 @@ def _spec(sources: _Sources, params_bytes: bytes, bn_epsilon: float) -> dict:
 
 
 def convert_darknet(
-    cfg_path, weights_path, output_dir, *, names_path=None, bn_epsilon: float = 1e-5
+    cfg_path: str | os.PathLike,
+    weights_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    names_path: str | os.PathLike | None = None,
+    bn_epsilon: float = 1e-5,
 ) -> pathlib.Path:
     """Writes ``output_dir/{params.msgpack,spec.json}`` from a darknet cfg and weights.
 
@@ -135,7 +142,7 @@ def convert_darknet(
     return output_dir
 
 
-def load_converted(output_dir) -> tuple[network.Darknet, dict, dict]:
+def load_converted(output_dir: str | os.PathLike) -> tuple[network.Darknet, dict[str, Any], dict[str, Any]]:
     """Loads a directory written by ``convert_darknet``.
 
     Returns:

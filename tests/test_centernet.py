@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import skimage.data
 
+from configs import classifier as classifier_config
 from ppvad_jax.data.synthetic import render, scenarios, world
+from ppvad_jax.models import bag_backends
 from ppvad_jax.models.centernet import bag_detector, decode, graph, tfjs_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -330,8 +332,24 @@ def test_boxes_come_back_in_the_frame_pixels_either_way(detector):
         )
 
 
+@needs_model
+def test_bag_backend_by_name_and_config(detector):
+    made = bag_backends.make("centernet_coco", model_dir="", conf_threshold=0.3)
+    assert made.classes == bag_detector.COCO_CLASSES and made.conf_threshold == 0.3
+    config = classifier_config.get_config("runlocal=True,detector=centernet_coco")
+    assert (config.detector.backend, config.detector.model_dir) == ("centernet_coco", "")
+
+
 def test_the_class_list_is_coco_and_documented():
     darknet = (ROOT / "tests" / "data" / "darknet" / "coco.names").read_text().split("\n")
     assert len(bag_detector.COCO_CLASSES) == 80 == len([n for n in darknet if n])
     doc = " ".join(bag_detector.__doc__.split())
     assert ", ".join(bag_detector.COCO_CLASSES) in doc
+
+
+def test_a_missing_model_names_the_package_and_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        bag_backends.make("centernet_coco", model_dir=tmp_path / "nothing")
+    message = str(error.value)
+    assert "@vladmandic/human" in message and "npm ci --prefix tools" in message
+    assert classifier_config.get_config().detector.backend == "yolo"  # the default is unchanged

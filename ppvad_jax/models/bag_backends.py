@@ -11,15 +11,15 @@ lazy: a backend loads only its own detector's code.
 
 from __future__ import annotations
 
-BACKENDS = ("classic", "yolo", "centernet_coco")
-
 import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the imports below stay lazy at run time
-    from ppvad_jax.models.classic_detector import ClassicDetector
     from ppvad_jax.models.centernet.bag_detector import CenterNetBagDetector
+    from ppvad_jax.models.classic_detector import ClassicDetector
     from ppvad_jax.models.darknet.bag_detector import YoloBagDetector
+
+BACKENDS = ("classic", "yolo", "centernet_coco")
 
 
 def make(

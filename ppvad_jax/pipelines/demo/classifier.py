@@ -1,5 +1,7 @@
 """Stage 5: the 2S-bag classifier on reconstructions, against motion energy on the same test frames."""
 
+import pathlib
+
 import numpy as np
 
 from ppvad_jax.evaluation import anomaly_report, auc_comparison, motion_energy
@@ -21,7 +23,7 @@ def classifier_config(config, dataset_dir, ae_dir):
     return cls
 
 
-def motion_baseline(cls_dir):
+def motion_baseline(cls_dir, inputs_dir=None):
     """Motion energy on the classifier's own test frames, scored the way the classifier is.
 
     Returns:
@@ -29,7 +31,7 @@ def motion_baseline(cls_dir):
       FL-AUC, the within-anomalous AUC and VL-F1 of motion energy calibrated on validation
       (``evaluation.motion_energy``); None when the test or validation frames lack a class.
     """
-    inputs = cls_dir / "inputs"
+    inputs = pathlib.Path(inputs_dir) if inputs_dir else cls_dir / "inputs"
     test = classifier_inputs.load_split(inputs, "test")
     try:
         predictions = motion_energy.calibrated_predictions(

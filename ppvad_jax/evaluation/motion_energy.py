@@ -5,9 +5,11 @@ A frame's motion energy is the mean flow magnitude between it and the frame
 has no scale that the sigmoidal anomaly score's ``tau = 0.5`` means anything
 for, so it is calibrated into a confidence by a one-feature logistic
 regression fitted on the *validation* split (hard anomalies against the rest,
-class weights 1:2 as the classifier's loss): a monotone map, so its FL-AUC is
-the raw energy's, and then SAS and VL-F1 are computed on test exactly as for
-the classifier. Fitting on test would let the baseline see its answers.
+classes balanced: with the classifier's 1:2 weights the fitted confidence never
+reached 0.5 on the demo world, so the baseline could never alert and its VL-F1
+of 0 would say nothing): a monotone map, so its FL-AUC is the raw energy's, and
+then SAS and VL-F1 are computed on test exactly as for the classifier. Fitting
+on test would let the baseline see its answers.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ def energy(flows: npt.ArrayLike) -> np.ndarray:
 
 
 def fit_logistic(
-    x: npt.ArrayLike, y: npt.ArrayLike, *, positive_weight: float = 2.0, steps: int = 50
+    x: npt.ArrayLike, y: npt.ArrayLike, *, positive_weight: float | None = None, steps: int = 50
 ) -> tuple[float, float]:
-    """``(a, b)`` of ``sigmoid(a * z + b)``, z the standardised x, by Newton's method on the
-    weighted log-loss (a tiny ridge keeps it finite when the classes separate)."""
+    """``(a, b)`` of ``sigmoid(a * x + b)`` by Newton's method on the weighted log-loss of the
+    standardised x (a tiny ridge keeps it finite when the classes separate). ``positive_weight``
+    None: balanced (negatives / positives)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, bool).astype(np.float64)
     if y.all() or not y.any():
         raise ValueError(f"calibration needs both classes: {int(y.sum())} hard of {y.size} frames")
+    if positive_weight is None:
+        positive_weight = float((y == 0).sum() / y.sum())
     mean, scale = x.mean(), x.std() or 1.0
     z = np.stack([(x - mean) / scale, np.ones_like(x)], axis=1)
     w = np.where(y > 0, positive_weight, 1.0)

@@ -16,7 +16,8 @@ def classifier_config(config, dataset_dir, ae_dir):
     cls.autoencoder_workdir = str(ae_dir) if ae_dir else ""
     cls.phase2.enabled = config.phase2_steps > 0
     cls.phase2.max_steps_per_epoch = config.phase2_steps
-    if config.resnet_weights:  # the paper's setting: ImageNet features, frozen BatchNorm, no rescaling
+    if config.resnet_weights:  # the paper's backbone: ImageNet ResNet-50, frozen BatchNorm, no rescaling
+        cls.backbone.name = "resnet50"
         cls.backbone.pretrained = config.resnet_weights
         cls.backbone.norm = "frozen_bn"
         cls.standardize_features = False
@@ -58,13 +59,12 @@ def motion_baseline(cls_dir, inputs_dir=None):
 def train_classifier(config, workdir, dataset_dir, ae_dir):
     """2S-bag on reconstructions through the demo autoencoder; FL-AUC next to motion energy."""
     cls = classifier_config(config, dataset_dir, ae_dir)
-    backbones = (
-        f"ImageNet backbones from {config.resnet_weights}"
-        if config.resnet_weights
-        else "random-init backbones"
-    )
+    weights = f"ImageNet weights from {cls.backbone.pretrained}" if cls.backbone.pretrained else "random init"
     cls_dir = workdir / "classifier_2s_bag"
-    print(f"[5/6] classifier: 2S-bag (runlocal, {backbones}, classic detector) -> {cls_dir}")
+    print(
+        f"[5/6] classifier: 2S-bag (runlocal, {cls.backbone.name} backbones, {weights}, "
+        f"{cls.detector.backend} bag) -> {cls_dir}"
+    )
     metrics = classifier.train_and_evaluate(cls, cls_dir)
     report = anomaly_report.write_report(cls_dir)
     baseline, comparison = motion_baseline(cls_dir)

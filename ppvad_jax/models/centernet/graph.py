@@ -9,7 +9,8 @@ they are shapes, axes and sizes, which XLA needs static.
 Ops (TF semantics, NHWC only; what TF.js's CPU backend computes, checked by
 ``tests/test_centernet.py`` on a small graph that uses every one of them and on the CenterNet):
 - ``Conv2D``, ``DepthwiseConv2dNative``: SAME (TF's: the extra row/column of padding goes
-  after), VALID or EXPLICIT padding, strides, dilations;
+  after), VALID or EXPLICIT padding, strides, dilations; depthwise ones as shifted products
+  (``_depthwise_taps``: XLA-CPU's grouped convolution is slow);
 - ``_FusedConv2D``, ``FusedDepthwiseConv2dNative``: the convolution, then ``BiasAdd`` and
   optionally one of ``Relu``, ``Relu6``, ``Prelu`` (its alpha is the fourth input);
 - elementwise with broadcasting: ``Add``, ``AddV2``, ``BiasAdd``, ``Sub``, ``Mul``, ``RealDiv``,
@@ -19,6 +20,14 @@ Ops (TF semantics, NHWC only; what TF.js's CPU backend computes, checked by
 - ``ResizeBilinear``, ``ResizeNearestNeighbor`` with ``align_corners`` / ``half_pixel_centers``.
 Any other op is refused when the function is built, naming the op and the node.
 Convolutions run at JAX's default precision (full float32 on CPU; TF32 on recent GPUs).
+
+Other input sizes (``scaled_resizes``): a converted Keras graph stores each upsampling's output
+size as a constant folded for the exported input (CenterNet: 512x512), so the same graph fed a
+256x320 image would resize to the wrong size. ``apply(..., resize_scales=...)`` replaces each
+resize's constant by its input's size times the integer factor that the node has at the graph's
+own input shape (found by ``scaled_resizes``, a shape-only trace): what Keras's ``UpSampling2D``
+means. The factors must be integers and the new input divisible by the network's total stride;
+the test checks it against TF.js running a copy of the graph whose constants were rewritten.
 """
 
 from __future__ import annotations
@@ -62,22 +71,53 @@ def _padding(node):
 
 def _conv(node, x, w, *, depthwise):
     _check_nhwc(node)
-    strides = attribute(node, "strides", [1, 1, 1, 1])
-    dilations = attribute(node, "dilations", [1, 1, 1, 1])
-    groups = 1
-    if depthwise:  # [kh, kw, c, m] -> [kh, kw, 1, c * m]: output channel c * m + j, as TF orders them
-        kh, kw, channels, multiplier = w.shape
-        w = jnp.reshape(w, (kh, kw, 1, channels * multiplier))
-        groups = channels
+    strides = tuple(attribute(node, "strides", [1, 1, 1, 1])[1:3])
+    dilations = tuple(attribute(node, "dilations", [1, 1, 1, 1])[1:3])
+    if depthwise:
+        return _depthwise_taps(x, w, strides, _padding(node), dilations)
     return jax.lax.conv_general_dilated(
-        x,
-        w,
-        window_strides=tuple(strides[1:3]),
-        padding=_padding(node),
-        rhs_dilation=tuple(dilations[1:3]),
-        dimension_numbers=_DIMS,
-        feature_group_count=groups,
+        x, w, window_strides=strides, padding=_padding(node), rhs_dilation=dilations, dimension_numbers=_DIMS
     )
+
+
+def _same_pads(size, kernel, stride, dilation):
+    """TF's SAME: the output is ceil(size / stride); the odd row or column of padding goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _depthwise_taps(x, w, strides, padding, dilations):
+    """A depthwise convolution as a sum of kh * kw shifted products, which XLA fuses into one loop.
+
+    XLA's CPU backend runs a grouped convolution (``feature_group_count`` = channels) far below
+    the memory bandwidth: on CenterNet at 256x320 the taps made the whole network 6.6x faster
+    (BUILD_NOTES.md), to the same values within float32 rounding. Output channel c * m + j is
+    input channel c times ``w[..., c, j]``, as TF orders it.
+    """
+    kh, kw, channels, multiplier = w.shape
+    if multiplier > 1:
+        x = jnp.repeat(x, multiplier, axis=-1)
+    w = jnp.reshape(w, (kh, kw, channels * multiplier))
+    if padding == "VALID":
+        padding = [(0, 0), (0, 0)]
+    elif padding == "SAME":
+        padding = [_same_pads(x.shape[1 + a], (kh, kw)[a], strides[a], dilations[a]) for a in (0, 1)]
+    x = jnp.pad(x, [(0, 0), *padding, (0, 0)])
+    out_h = (x.shape[1] - (kh - 1) * dilations[0] - 1) // strides[0] + 1
+    out_w = (x.shape[2] - (kw - 1) * dilations[1] - 1) // strides[1] + 1
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dilations[0], j * dilations[1]
+            window = x[
+                :,
+                top : top + (out_h - 1) * strides[0] + 1 : strides[0],
+                left : left + (out_w - 1) * strides[1] + 1 : strides[1],
+                :,
+            ]
+            out = window * w[i, j] if out is None else out + window * w[i, j]
+    return out
 
 
 def _relu6(x):
@@ -131,8 +171,10 @@ def _source_coordinates(out_size, in_size, *, align_corners, half_pixel):
     return scale * (dst + 0.5) - 0.5 if half_pixel else scale * dst, scale
 
 
-def _resize(node, x, size, *, bilinear):
+def _resize(node, x, size, *, bilinear, scale=None):
     out_h, out_w = (int(s) for s in _static(size, node, "size"))
+    if scale is not None:  # the node's upsampling factor, applied to this input (module docstring)
+        out_h, out_w = x.shape[1] * scale[0], x.shape[2] * scale[1]
     align_corners = attribute(node, "align_corners", False)
     half_pixel = attribute(node, "half_pixel_centers", False)
     for axis, out_size in ((1, out_h), (2, out_w)):
@@ -206,9 +248,8 @@ OPS = {
     "Reshape": _reshape,
     "MaxPool": lambda node, args: _pool(node, args[0], average=False),
     "AvgPool": lambda node, args: _pool(node, args[0], average=True),
-    "ResizeBilinear": lambda node, args: _resize(node, args[0], args[1], bilinear=True),
-    "ResizeNearestNeighbor": lambda node, args: _resize(node, args[0], args[1], bilinear=False),
 }
+_RESIZES = {"ResizeBilinear": True, "ResizeNearestNeighbor": False}  # op -> bilinear
 
 
 def _source(name):
@@ -246,9 +287,8 @@ class GraphFunction:
     def __init__(self, model: tfjs_model.TfjsModel, outputs):
         self.outputs = tuple(outputs)
         self._nodes = [model.nodes[n] for n in _topological_order(model.nodes, self.outputs)]
-        unsupported = sorted(
-            {(n.op, n.name) for n in self._nodes if n.op not in OPS and n.op not in ("Const", "Placeholder")}
-        )
+        known = {*OPS, *_RESIZES, "Const", "Placeholder"}
+        unsupported = sorted({(n.op, n.name) for n in self._nodes if n.op not in known})
         if unsupported:
             listing = ", ".join(f"{op} (node {name})" for op, name in unsupported[:8])
             raise UnsupportedGraphError(f"{model.path}: ops not implemented by {__name__}: {listing}")
@@ -257,18 +297,55 @@ class GraphFunction:
         self.params = {k: model.weights[k] for k in consts if model.weights[k].dtype == np.float32}
         self._static = {k: model.weights[k] for k in consts if model.weights[k].dtype != np.float32}
 
-    def apply(self, params, *inputs):
+    def apply(self, params, *inputs, resize_scales=None):
+        """The outputs; ``resize_scales`` (from ``scaled_resizes``) lets the inputs' size differ."""
+
+        def resize(node, x, size):
+            scale = None if resize_scales is None else resize_scales[node.name]
+            return _resize(node, x, size, bilinear=_RESIZES[node.op], scale=scale)
+
+        return self._evaluate(params, inputs, resize)
+
+    def _evaluate(self, params, inputs, resize):
         if len(inputs) != len(self.input_names):
             raise ValueError(f"expected {len(self.input_names)} inputs {self.input_names}, got {len(inputs)}")
         values = {**self._static, **params, **dict(zip(self.input_names, inputs, strict=True))}
         for node in self._nodes:
             if node.op in ("Const", "Placeholder"):
                 continue
-            args = []
-            for name in node.inputs:
-                source, index = _source(name)
-                if index != 0:
-                    raise UnsupportedGraphError(f"node {node.name} reads output {index} of {source}")
-                args.append(values[source])
-            values[node.name] = OPS[node.op](node, args)
+            args = [values[_input(node, name)] for name in node.inputs]
+            if node.op in _RESIZES:
+                values[node.name] = resize(node, args[0], args[1])
+            else:
+                values[node.name] = OPS[node.op](node, args)
         return tuple(values[_source(o)[0]] for o in self.outputs)
+
+    def scaled_resizes(self, params, *input_shapes) -> dict:
+        """{resize node: (fy, fx)}, its integer upsampling factors when fed ``input_shapes``.
+
+        A shape-only trace (``jax.eval_shape``, nothing computed); give the graph's own input
+        shapes, for which its size constants were folded."""
+        seen = {}
+
+        def record(node, x, size):
+            seen[node.name] = (tuple(int(s) for s in _static(size, node, "size")), tuple(x.shape[1:3]))
+            return _resize(node, x, size, bilinear=_RESIZES[node.op])
+
+        abstract = [jax.ShapeDtypeStruct(tuple(s), jnp.float32) for s in input_shapes]
+        jax.eval_shape(lambda p, *xs: self._evaluate(p, xs, record), params, *abstract)
+        scales = {}
+        for name, ((oh, ow), (ih, iw)) in seen.items():
+            if oh % ih or ow % iw:
+                raise UnsupportedGraphError(
+                    f"node {name}: resizes {ih}x{iw} to {oh}x{ow}, not by an integer factor, "
+                    "so this graph cannot take another input size"
+                )
+            scales[name] = (oh // ih, ow // iw)
+        return scales
+
+
+def _input(node, name):
+    source, index = _source(name)
+    if index != 0:
+        raise UnsupportedGraphError(f"node {node.name} reads output {index} of {source}")
+    return source

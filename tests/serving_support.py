@@ -50,6 +50,7 @@ def config(export_dir, **overrides):
     cfg.engine.max_batch = 4
     cfg.engine.flow_threads = 1
     cfg.engine.max_queue_delay_s = 60.0  # a loaded CI machine must not turn these tests into drop tests
+    cfg.scorer.name = "motion_energy"  # the fallback scorer: no classifier to train in a test
     cfg.scorer.midpoint = -1.0  # confidence >= sigmoid(4) = 0.98: an alert opens at the 4th frame
     cfg.log_every_s = 0.0
     cfg.store.synchronous = "NORMAL"
@@ -94,7 +95,8 @@ def config_flags(export_dir):
     return [
         "--config=configs/serve.py:runlocal=True", f"--config.ae_export={export_dir}",
         "--config.host=127.0.0.1", "--config.engine.max_batch=4", "--config.engine.flow_threads=1",
-        "--config.scorer.midpoint=-1.0", "--config.log_every_s=0", "--config.store.synchronous=NORMAL",
+        "--config.scorer.name=motion_energy", "--config.scorer.midpoint=-1.0",
+        "--config.log_every_s=0", "--config.store.synchronous=NORMAL",
         "--config.engine.max_queue_delay_s=60",
     ]  # fmt: skip
 

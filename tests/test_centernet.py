@@ -396,6 +396,23 @@ def test_the_bag_counts_the_astronaut_and_synthetic_people(detector):
 
 
 @needs_model
+def test_a_short_batch_is_padded_to_its_bucket_and_counts_the_same():
+    """A server tick of 1-3 frames pays for a power of two, not for batch_size; same counts."""
+    small = bag_detector.CenterNetBagDetector(input_size=(160, 128), batch_size=4)
+    assert small.buckets() == [1, 2, 4]
+    frames, _ = synthetic_frames()
+    astronaut = cv2.resize(skimage.data.astronaut(), (320, 240), interpolation=cv2.INTER_AREA)
+    frames = np.concatenate([frames, astronaut[None], astronaut[None, :, ::-1]])  # 5 frames
+    together = small.bag(frames)  # chunks of 4 and 1
+    alone = np.concatenate([small.bag(frames[i : i + 1]) for i in range(len(frames))])
+    np.testing.assert_array_equal(together, alone)
+    small.bag(frames[:3])
+    assert small._run._cache_size() == 2  # buckets 4 and 1 (from 5 = 4 + 1), 4 again for 3
+    small.bag(frames[:2])
+    assert small._run._cache_size() == 3
+
+
+@needs_model
 def test_boxes_come_back_in_the_frame_pixels_either_way(detector):
     """The astronaut on a wider canvas: letterboxed (padded below) or stretched, the person's box
     is found where it is in the canvas, not where it sits in the network's input."""

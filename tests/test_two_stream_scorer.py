@@ -78,9 +78,30 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
         scorer_registry.make_scorer(two_stream_config(tmp_path))
 
 
-def test_the_paper_scorer_is_the_default_and_runlocal_uses_motion_energy():
+def test_the_paper_scorer_is_the_default_and_runlocal_serves_the_demos_classifier():
     full, local = serve_config.get_config(), serve_config.get_config("runlocal=True")
     assert (full.scorer.name, full.scorer.export_dir) == ("two_stream", "runs/cls_2s_bag/export")
-    assert local.scorer.name == "motion_energy"
+    assert (local.scorer.name, local.scorer.export_dir) == (
+        "two_stream",
+        "runs/demo/classifier_2s_bag/export",
+    )
     with pytest.raises(FileNotFoundError, match="export_dir"):
         scorer_registry.make_scorer(ml_collections.ConfigDict({**full.scorer, "export_dir": ""}))
+
+
+def test_warmup_compiles_every_bucket_so_serving_compiles_nothing(export_dir):
+    path, _, _ = export_dir
+    scorer = scorer_registry.make_scorer(two_stream_config(path))
+    scorer_registry.warmup(scorer, (120, 160, 3), (1, 2, 4))
+    compiled = scorer._logits._cache_size()
+    assert compiled == 3  # one program per bucket
+    recon, flow_images = frames_with_a_face()
+    for n in (1, 2, 3, 4):
+        flows = np.zeros((n, 120, 160, 2), np.float32)
+        scorer(scorer_registry.FrameBatch(recon[:n], flows, flow_images[:n], ("cam",) * n))
+    assert scorer._logits._cache_size() == compiled  # a camera never waits for XLA
+
+
+def test_warmup_is_optional_for_a_scorer():
+    motion = scorer_registry.MotionEnergyScorer()
+    scorer_registry.warmup(motion, (120, 160, 3), (1, 2))  # no hook: nothing to do, no error

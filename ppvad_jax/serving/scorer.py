@@ -14,7 +14,8 @@ scorers by name, and one baseline:
 The paper's scorer, the trained two-stream classifier, is
 ``two_stream_scorer`` (``scorer.name="two_stream"`` in configs/serve.py). A new
 scorer is a class with ``name`` and ``__call__(batch) -> [N] float`` that pads
-its jitted forward pass to the engine's bucket sizes (no recompiles), registered
+its jitted forward pass to the engine's bucket sizes (no recompiles), may have
+``warmup(frame_shape, buckets)`` (the server calls it at start-up), and is registered
 with ``register_scorer(name, factory)``; ``factory(config)`` receives
 ``config.scorer``.
 """
@@ -48,6 +49,13 @@ class FrameScorer(Protocol):
     name: str
 
     def __call__(self, batch: FrameBatch) -> np.ndarray: ...
+
+
+def warmup(frame_scorer, frame_shape, buckets):
+    """Calls ``frame_scorer.warmup(frame_shape, buckets)`` where the scorer has one (optional)."""
+    hook = getattr(frame_scorer, "warmup", None)
+    if hook is not None:
+        hook(tuple(frame_shape), tuple(buckets))
 
 
 class MotionEnergyScorer:

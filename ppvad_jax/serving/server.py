@@ -86,6 +86,9 @@ class AnalysisServer:
             t = time.monotonic()
             self.decoder.warmup()
             log.info("decoder compiled for buckets %s in %.1f s", self.decoder.buckets, time.monotonic() - t)
+            t = time.monotonic()
+            scorer.warmup(self.scorer, self.decoder.frame_shape, self.decoder.buckets)
+            log.info("scorer %s warmed up in %.1f s", self.scorer.name, time.monotonic() - t)
         e = self.config.engine
         self.engine = engine.Engine(
             decoder=self.decoder,

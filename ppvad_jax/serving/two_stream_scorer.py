@@ -7,9 +7,10 @@ input with ``cv2.INTER_AREA``, the bag of objects from the same detector
 backend on the reconstruction, then the jitted forward pass. Batches are padded
 to powers of two so a server compiles a handful of shapes, not one per tick.
 
-Cost per frame is dominated by the two ResNet-50 streams and the classic
-detector: on a CPU it is far from 10 FPS per camera, which is what GPUs are for
-(BUILD_NOTES.md, "Measurements", has the serving figures).
+Cost per frame depends on the backbone and the bag: the paper's two ResNet-50 streams are
+far from 10 FPS per camera on a CPU (GPUs are for that); runlocal's MobileNetV2 with the
+CenterNet bag is measured in BUILD_NOTES.md ("Serving the MobileNetV2 two-stream scorer").
+``warmup`` compiles every batch size at start-up.
 
 Configure with ``--config.scorer.name=two_stream --config.scorer.export_dir=W/export``.
 """
@@ -47,6 +48,17 @@ class TwoStreamScorer:
             else None
         )
         self._logits = jax.jit(lambda v, f, o, b: self.model.apply(v, f, o, b))
+
+    def warmup(self, frame_shape, buckets):
+        """Runs every batch size the engine can send, so compilations happen at start-up.
+
+        Without it the first tick of each new size compiled the head (1.5-4 s on 2 cores)
+        while cameras waited: the load test's p99 latency was 2.9 s.
+        """
+        for n in buckets:
+            zeros = np.zeros((n, *frame_shape), np.uint8)
+            flows = np.zeros((n, *frame_shape[:2], 2), np.float32)
+            self(scorer.FrameBatch(zeros, flows, zeros, ("warmup",) * n))
 
     def _resize(self, images):
         return two_stream.resize_inputs(images, self.spec["size"])

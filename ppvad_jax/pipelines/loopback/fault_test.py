@@ -129,7 +129,8 @@ def _make_world(settings: FaultTestSettings) -> _World:
     }  # fmt: skip
     server_flags = [
         "--config=configs/serve.py:runlocal=True", f"--config.ae_export={settings.ae_export}",
-        f"--config.scorer.midpoint={settings.scorer_midpoint}", *settings.server_flags,
+        "--config.scorer.name=motion_energy", f"--config.scorer.midpoint={settings.scorer_midpoint}",
+        *settings.server_flags,
     ]  # fmt: skip
     logs = {cam: os.path.join(workdir, f"{cam}.jsonl") for cam in camera_ids}
     env = server_process.child_env()

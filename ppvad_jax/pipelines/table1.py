@@ -2,7 +2,9 @@
 
 ``write_table(base, root, variants)`` trains each Table 1 row's classifier and
 writes ``root/table1.md`` and ``root/table1.json``: FL-AUC and VL-F1 next to the
-paper's, with each row's epsilons. ``figure10(base, root, autoencoders)`` trains
+paper's, with each row's epsilons, and each ablation's difference (bag, mining,
+streams, -ha) with its paired video bootstrap interval and whether its sign is the paper's.
+``figure10(base, root, autoencoders)`` trains
 2S-bag fed by each named autoencoder and draws ``root/figure10_roc.png``. Every
 run lives in its own folder and resumes; the reconstructions, flows and bags are
 computed once per autoencoder and the phase-1 features once per stream count
@@ -14,7 +16,7 @@ import pathlib
 
 import numpy as np
 
-from ppvad_jax.evaluation import anomaly_report, plots
+from ppvad_jax.evaluation import anomaly_report, auc_comparison, plots
 from ppvad_jax.training import classifier
 
 VARIANTS = ("2s_bag", "2s_no_bag", "2s_bag_no_hm", "2s_bag_ha", "1s_bag", "1s_no_bag", "1s_bag_ha")
@@ -29,6 +31,17 @@ PAPER = {
     "1s_no_bag": (75.3, 58.3),
     "1s_bag_ha": (81.5, 87.5),
 }
+
+# What each ablation of Table 1 claims, as (claim, variant a, variant b): the paper's sign of
+# FL-AUC(a) - FL-AUC(b) comes from PAPER, ours from the two runs' predictions on the same frames.
+ABLATIONS = (
+    ("bag of objects (2S)", "2s_bag", "2s_no_bag"),
+    ("bag of objects (1S)", "1s_bag", "1s_no_bag"),
+    ("hard-sample mining", "2s_bag", "2s_bag_no_hm"),
+    ("two streams over one", "2s_bag", "1s_bag"),
+    ("hard annotations only, -ha (2S)", "2s_bag_ha", "2s_bag"),
+    ("hard annotations only, -ha (1S)", "1s_bag_ha", "1s_bag"),
+)
 
 
 def run_variant(base, workdir, variant, *, autoencoder=None, shared=None):
@@ -75,13 +88,61 @@ def table_lines(rows, base):
     return lines + notes
 
 
+def _same_frames(pa, pb, a, b):
+    for key in ("video_index", "frame_index", "labels"):
+        if not np.array_equal(pa[key], pb[key]):
+            raise ValueError(f"variants {a} and {b} were scored on different test frames ({key} differs)")
+
+
+def ablation(predictions, claim, a, b, *, replicates=2000):
+    """One ablation: our FL-AUC(a) - FL-AUC(b), its paired video interval, and the paper's sign.
+
+    ``predictions``: {variant: predictions.npz contents}. ``sign_matches``: our difference has
+    the paper's sign; ``clear``: the interval also excludes 0 on that side.
+    """
+    pa, pb = predictions[a], predictions[b]
+    _same_frames(pa, pb, a, b)
+    hard = pa["labels"] == classifier.HARD
+    d = auc_comparison.paired_video_bootstrap(
+        hard, pa["confidence"], pb["confidence"], pa["video_index"], replicates=replicates
+    )
+    paper = round(PAPER[a][0] - PAPER[b][0], 1)
+    matches = bool(np.sign(d.difference) == np.sign(paper))
+    clear = d.low > 0 if paper > 0 else d.high < 0
+    return {"claim": claim, "a": a, "b": b, "paper_difference_pct": paper,
+            **d.as_dict(), "sign_matches": matches, "clear": bool(matches and clear)}  # fmt: skip
+
+
+def ablations(predictions):
+    """Every ABLATIONS row whose two variants are in ``predictions``."""
+    return [ablation(predictions, *row) for row in ABLATIONS if set(row[1:]) <= set(predictions)]
+
+
+def ablation_lines(rows):
+    lines = [
+        "",
+        "| ablation | a - b | paper FL-AUC % | ours FL-AUC % [95% paired video interval] "
+        "| sign as paper | clear |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ours = f"{100 * r['difference']:+.1f} [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]"
+        lines.append(
+            f"| {r['claim']} | {r['a']} - {r['b']} | {r['paper_difference_pct']:+.1f} | {ours} | "
+            f"{'yes' if r['sign_matches'] else 'no'} | {'yes' if r['clear'] else 'no'} |"
+        )
+    return lines
+
+
 def write_table(base, root, variants):
     """Runs the variants under ``root/table1``; writes table1.md and table1.json; returns the markdown."""
     root = pathlib.Path(root)
     rows = {variant: run_variant(base, root / "table1" / variant, variant) for variant in variants}
-    text = "\n".join(table_lines(rows, base))
+    compared = ablations({v: _load(root / "table1" / v / "predictions.npz") for v in variants})
+    text = "\n".join(table_lines(rows, base) + ablation_lines(compared))
     (root / "table1.md").write_text(text + "\n")
-    (root / "table1.json").write_text(json.dumps({"ours": rows, "paper": PAPER}, indent=2, default=str))
+    out = {"ours": rows, "paper": PAPER, "ablations": compared}
+    (root / "table1.json").write_text(json.dumps(out, indent=2, default=str))
     return text
 
 

@@ -29,7 +29,9 @@ _OUTPUT = flags.DEFINE_string("output_dir", None, "Where to write; default ae_wo
 _LDP_NOISE = flags.DEFINE_float("latent_ldp_noise", 0.0, "Latent DP noise multiplier sigma; 0 = off.")
 _LDP_BOUND = flags.DEFINE_float("latent_ldp_bound", 1.0, "Latent DP L2 bound C (latent units).")
 _LDP_DELTA = flags.DEFINE_float("latent_ldp_delta", 1e-5, "Latent DP delta.")
-_BACKENDS = flags.DEFINE_list("face_backends", ["haar", "lbp"], "Face detectors; the first is the headline.")
+_BACKENDS = flags.DEFINE_list(
+    "face_backends", ["centerface", "haar", "lbp"], "Face detectors; the first is the headline."
+)
 _UPSCALE = flags.DEFINE_float(
     "face_upscale", 2.0, "Enlarge frames before face detection: finds faces under 24 px, at 4x the cost."
 )

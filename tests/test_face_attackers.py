@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from ppvad_jax.evaluation import centerface, face_descriptor
+from ppvad_jax.evaluation import centerface, face_descriptor, faces
 
 onnx = pytest.importorskip("onnx", reason="test-only: pip install -r requirements-dev.txt")
 onnxruntime = pytest.importorskip("onnxruntime", reason="test-only: pip install -r requirements-dev.txt")
@@ -131,3 +131,14 @@ def test_a_centerface_box_and_dlibs_own_detector_give_the_same_descriptor(detect
 def test_the_descriptor_refuses_a_grey_frame(descriptor):
     with pytest.raises(ValueError, match="RGB uint8 frame"):
         descriptor.describe(np.zeros((64, 64), np.uint8), [[0, 0, 10, 10]])
+
+
+def test_a_blur_that_fools_haar_does_not_fool_centerface():
+    """Why the weak attackers overstate privacy: a Gaussian blur of sigma 6 hides the astronaut's
+    face from the Haar cascade; CenterFace, as the ``centerface`` face backend, still finds it."""
+    frame = cv2.resize(astronaut(), (320, 240), interpolation=cv2.INTER_AREA)
+    blurred = cv2.GaussianBlur(frame, (0, 0), 6)
+    counts = faces.count_faces(frame[None], blurred[None], backends=("centerface", "haar"))
+    assert counts["haar"].summary()["faces_original"] == 1
+    assert counts["haar"].summary()["faces_reconstructed"] == 0
+    assert counts["centerface"].summary()["faces_matched"] == 1

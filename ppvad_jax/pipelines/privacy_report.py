@@ -17,11 +17,13 @@ encodes them with the camera half, optionally privatises each latent
   in ``workdir/metrics.json`` (copied, never recomputed; absent if the file is).
 
 Outputs under ``output_dir``: ``privacy_report.json`` and
-``faces_side_by_side.png`` (original | reconstruction, faces boxed: green Haar,
-magenta LBP). The pieces (reading the export and the video, the camera ->
-server path, the picture) are ``evaluation.privacy_report``. Face detection
-dominates the cost: two cascades on two copies of every frame, almost all of
-it the LBP cascade (``face_backends=("haar",)`` drops it); BUILD_NOTES.md has
+``faces_side_by_side.png`` (original | reconstruction, faces boxed: orange
+CenterFace, green Haar, magenta LBP). The headline is CenterFace, the strong
+detector (``evaluation.centerface``); the cascades stay as the weak, paper-era
+references. The pieces (reading the export and the video, the camera -> server
+path, the picture) are ``evaluation.privacy_report``. Face detection dominates
+the cost: three detectors on two copies of every frame, most of it the LBP
+cascade (``face_backends=("centerface", "haar")`` drops it); BUILD_NOTES.md has
 the measured seconds per frame.
 """
 
@@ -110,7 +112,7 @@ def run(
     frame_stride=1,
     output_dir=None,
     ldp_config=None,
-    face_backends=("haar", "lbp"),
+    face_backends=("centerface", "haar", "lbp"),
     face_config=None,
     reid_features=reidentification.FEATURES,
     batch_size=8,

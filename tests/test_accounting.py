@@ -122,6 +122,7 @@ def test_cli_refuses_a_non_finite_noise_multiplier():
     assert done.returncode != 0 and "noise_multiplier must be finite" in done.stderr
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_cli_with_the_run_numbers_accounts_the_frame_pair_and_mining():
     """With --num_units the CLI is the trainers' plan: a record pair per frame (rate 1-(1-q)^2)
     and top-K mining (2C per record) give an event of sigma / 4, composed here by hand."""

@@ -41,12 +41,14 @@ def test_one_update_agrees_across_devices_and_microbatch_sizes(results):
     assert results["noise_changes_the_update"]
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_private_classifier_phase2_is_refused_on_several_devices(results):
     # vmap(grad) through lax convolutions gives wrong kernel gradients on a sharded batch
     # (tests/repro_vmap_sharded_conv.py): no epsilon may be claimed for that run.
     assert "private phase 2 on 8 devices is refused" in results["classifier_dp_phase2_on_8_devices"]
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_noise_is_added_once_with_the_right_std(results):
     expected = results["noise_expected_std"]
     for devices in (1, 8):

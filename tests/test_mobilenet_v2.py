@@ -243,6 +243,7 @@ def test_backbone_without_head_and_random_init_with_group_norm(packaged, monkeyp
     np.testing.assert_allclose(after[1:], before[1:], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_two_stream_classifier_takes_its_feature_width_from_the_backbone(tmp_path):
     model = two_stream.TwoStreamClassifier(
         streams=2, use_bag=False, head_width=8, norm="group", backbone="mobilenet_v2", size=32

@@ -19,6 +19,7 @@ def _gaussian(q, sigma, steps):
     )
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_the_autoencoder_and_the_classifier_compose():
     """Guards a fixed defect: the two epsilons of one set of frames were only reported apart."""
     ae = dp_plan.DpPlan(

@@ -79,6 +79,7 @@ def _dp_config(dataset_dir, init_from, *, learning_rate=1e-3):
     return config
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_a_dp_run_starts_from_the_public_weights_at_the_same_epsilon(dataset_dir, pretrained, tmp_path):
     out, _ = pretrained
     # Learning rate 0: Adam moves nothing, so the exported model is exactly where the run started.

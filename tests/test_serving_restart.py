@@ -5,6 +5,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from ppvad_jax.evaluation import sas
 from ppvad_jax.serving import alert_store, camera_client, quantization, tls
@@ -59,6 +60,7 @@ def _snapshot(db):
         store.close()
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_kill_restart_and_graceful_stop_lose_nothing(tmp_path):
     certs = tls.make_development_pki(tmp_path / "certs", CAMERAS)
     export = support.make_tiny_export(tmp_path / "ae")

@@ -73,6 +73,7 @@ def test_classifier_config_of_a_point(tmp_path):
     assert execute.classifier_config(tmp_path / "adam", point.config, config)[1] != workdir
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_device_probe_and_worker_slots():
     """The probe a GPU machine runs before pinning workers (here it finds the CPU)."""
     assert workers.probe_devices() == ("cpu", 1)

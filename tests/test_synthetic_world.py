@@ -43,6 +43,7 @@ def test_annotations_mark_the_anomaly_as_hard_with_either_frame_base(tiny_world)
         assert hard[0] > 0 and (labelled.labels == ucf_layout.SOFT).any()
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_same_seed_same_world_other_seed_other_world(tmp_path, tiny_world):
     root, manifest = tiny_world
     params = world.WorldParams(**{**TINY.__dict__, "num_videos": 3})

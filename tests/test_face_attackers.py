@@ -2,12 +2,10 @@
 on real faces (the same person closer than different people)."""
 
 import cv2
-import matplotlib.cbook
-import matplotlib.image
 import numpy as np
 import pytest
-import skimage.data
 
+from ppvad_jax.data import face_photos
 from ppvad_jax.evaluation import face_descriptor, faces
 from ppvad_jax.models import centerface
 
@@ -16,15 +14,15 @@ onnxruntime = pytest.importorskip("onnxruntime", reason="test-only: pip install 
 
 
 def astronaut():
-    return skimage.data.astronaut()
+    return face_photos.photo("astronaut")
 
 
 def hopper():
-    return matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).astype(np.uint8)
+    return face_photos.photo("hopper")
 
 
 def cameraman():
-    return np.repeat(skimage.data.camera()[..., None], 3, axis=-1)
+    return face_photos.photo("cameraman")
 
 
 def another_view(image):

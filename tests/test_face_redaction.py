@@ -2,24 +2,13 @@
 camera encodes the redacted frame, never the face."""
 
 import cv2
-import matplotlib.cbook
-import matplotlib.image
 import numpy as np
 import pytest
-import skimage.data
 
+from ppvad_jax.data import face_photos
 from ppvad_jax.models import centerface
 from ppvad_jax.serving import camera_encoder, face_redaction
 from tests import serving_support as support
-
-
-def real_faces(size):
-    photos = [
-        skimage.data.astronaut(),
-        matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).astype(np.uint8),
-        np.repeat(skimage.data.camera()[..., None], 3, axis=-1),
-    ]
-    return [cv2.resize(p, size[::-1], interpolation=cv2.INTER_AREA) for p in photos]
 
 
 def attacker_count(frame):
@@ -32,7 +21,7 @@ def attacker_count(frame):
 @pytest.mark.parametrize("size", [(240, 320), (120, 160)], ids=["240x320", "120x160"])
 def test_after_redaction_the_strong_detector_finds_no_face(method, size):
     redactor = face_redaction.FaceRedactor(method)
-    for frame in real_faces(size):
+    for frame in face_photos.photos(size):
         before = frame.copy()
         assert attacker_count(frame) == 1
         redacted, found = redactor.redact(frame)
@@ -64,7 +53,7 @@ def test_the_camera_encodes_the_redacted_frame(tmp_path):
     redactor = face_redaction.FaceRedactor("fill")
     plain = camera_encoder.CameraEncoder(export)
     private = camera_encoder.CameraEncoder(export, redactor=redactor)
-    frame = real_faces(plain.size)[0]
+    frame = face_photos.photos(plain.size)[0]
     redacted, _ = redactor.redact(frame)
     latent = private.latent(frame, frame_index=0)
     np.testing.assert_array_equal(latent, plain.latent(redacted, frame_index=0))

@@ -9,28 +9,14 @@ encoder alone, measured in the same run, which is what survives a noisy machine.
 import os
 import platform
 
-import cv2
-import matplotlib.cbook
-import matplotlib.image
-import numpy as np
-import skimage.data
-
+from ppvad_jax.data import face_photos
 from ppvad_jax.pipelines.benchmarks import timing
 from ppvad_jax.serving import camera_encoder, face_redaction
 
 
-def _faces(size):
-    photos = [
-        skimage.data.astronaut(),
-        matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).astype(np.uint8),
-        np.repeat(skimage.data.camera()[..., None], 3, axis=-1),
-    ]
-    return [cv2.resize(p, size[::-1], interpolation=cv2.INTER_AREA) for p in photos]
-
-
 def run(export_dir, *, repeats=20, upscale=2.0):
     plain = camera_encoder.CameraEncoder(export_dir)
-    frames = _faces(plain.size)
+    frames = face_photos.photos(plain.size)
     cases = {"encoder": plain}
     for method in face_redaction.METHODS:
         redactor = face_redaction.FaceRedactor(method, upscale=upscale)

@@ -1,0 +1,45 @@
+"""Real photographs of faces that ship inside installed wheels (nothing is downloaded).
+
+The attackers' and the redaction's tests, and the camera benchmark, need real faces at a
+size a face detector and dlib's descriptor work on; LFW's crops in scikit-image are 25x25
+grey. These three are larger and their licences allow it (as the packages state them).
+The camera man is also one of ``public_images``' pretraining images, so a privacy number
+measured on *reconstructions* of him would flatter the autoencoder: use the astronaut and
+Grace Hopper there.
+"""
+
+import cv2
+import matplotlib.cbook
+import matplotlib.image
+import numpy as np
+from skimage import data as skimage_data
+
+
+def _hopper():
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return matplotlib.image.imread(path).astype(np.uint8)
+
+
+# (name, loader of a uint8 RGB array, licence).
+PHOTOS = (
+    ("astronaut", skimage_data.astronaut, "public domain (NASA), scikit-image"),
+    ("hopper", _hopper, "public domain (US Navy), matplotlib sample data"),
+    ("cameraman", lambda: np.repeat(skimage_data.camera()[..., None], 3, axis=-1), "CC0, scikit-image"),
+)
+NAMES = tuple(name for name, _, _ in PHOTOS)
+
+
+def photo(name):
+    """One photograph by name (``NAMES``), uint8 RGB at its own size."""
+    loaders = {n: loader for n, loader, _ in PHOTOS}
+    if name not in loaders:
+        raise ValueError(f"unknown face photo {name!r}; known: {NAMES}")
+    return np.ascontiguousarray(loaders[name]())
+
+
+def photos(size=None, names=NAMES):
+    """The photographs, each resized (area interpolation) to ``size`` = (height, width) if given."""
+    images = [photo(n) for n in names]
+    if size is None:
+        return images
+    return [cv2.resize(p, (size[1], size[0]), interpolation=cv2.INTER_AREA) for p in images]

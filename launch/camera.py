@@ -16,7 +16,6 @@ frame (``--quiet`` prints alerts only) and a JSON summary at the end.
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the camera's encoder runs on its CPU
 
@@ -48,26 +47,6 @@ _LOG_JSONL = flags.DEFINE_string("log_jsonl", None, "Also append every response 
 _CACHE = flags.DEFINE_string("compilation_cache_dir", "runs/xla_cache", "Persistent XLA cache; '' disables.")
 
 
-def _printer(log_file):
-    def on_response(r):
-        if log_file is not None:
-            log_file.write(json.dumps({"received_at": time.time(), **r}) + "\n")
-            log_file.flush()
-        status = r.get("status")
-        alert = r.get("alert")
-        if status in ("ok", "replayed"):
-            if alert or not _QUIET.value:
-                line = f"frame {r['frame_index']:6d}  confidence {r['confidence']:.3f}  sas {r['score']:.3f}"
-                if alert:
-                    line += f"  ALERT {alert['event']} {alert['id']}"
-                print(line + ("  (replayed)" if status == "replayed" else ""), flush=True)
-        else:
-            again = " (will resend)" if camera_client.wire.is_retryable(r) else ""
-            print(f"{status}: {r.get('code', '')} {r.get('message', '')}{again}", file=sys.stderr, flush=True)
-
-    return on_response
-
-
 def main(argv):
     del argv
     compilation_cache.enable(_CACHE.value)
@@ -88,7 +67,7 @@ def main(argv):
             camera_id=_CAMERA.value,
             max_unacked=_MAX_UNACKED.value,
             max_retries=_MAX_RETRIES.value,
-            on_response=_printer(log_file),
+            on_response=camera_client.response_printer(log_file, quiet=_QUIET.value),
         )
         summary = camera_client.run_camera(
             source=_SOURCE.value, encoder=encoder, client=client, fps=_FPS.value,

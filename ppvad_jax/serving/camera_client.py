@@ -27,10 +27,12 @@ suggested, so an overloaded server sheds load at the cameras.
 """
 
 import collections
+import json
 import logging
 import pathlib
 import random
 import secrets
+import sys
 import threading
 import time
 
@@ -299,3 +301,24 @@ def run_camera(*, source, encoder, client, fps, max_frames=0, realtime=True, dra
             break
     unanswered = client.close(timeout=drain_timeout_s)
     return summarize(client, frames=frames, unanswered=unanswered, seconds=time.monotonic() - start)
+
+
+def response_printer(log_file=None, *, quiet=False):
+    """An ``on_response`` that prints one line per scored frame (alerts only when ``quiet``),
+    errors to stderr, and appends every response to ``log_file`` (JSON lines) if given."""
+
+    def on_response(r):
+        if log_file is not None:
+            log_file.write(json.dumps({"received_at": time.time(), **r}) + "\n")
+            log_file.flush()
+        status, alert = r.get("status"), r.get("alert")
+        if status not in ("ok", "replayed"):
+            again = " (will resend)" if wire.is_retryable(r) else ""
+            print(f"{status}: {r.get('code', '')} {r.get('message', '')}{again}", file=sys.stderr, flush=True)
+        elif alert or not quiet:
+            line = f"frame {r['frame_index']:6d}  confidence {r['confidence']:.3f}  sas {r['score']:.3f}"
+            if alert:
+                line += f"  ALERT {alert['event']} {alert['id']}"
+            print(line + ("  (replayed)" if status == "replayed" else ""), flush=True)
+
+    return on_response

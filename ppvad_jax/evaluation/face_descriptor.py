@@ -17,6 +17,8 @@ import pathlib
 
 import numpy as np
 
+from ppvad_jax.models import centerface
+
 PACKAGE = "face_recognition_models"
 INSTALL = "pip install --no-deps face_recognition_models==0.3.0 dlib-bin==20.0.1.post1 (launch/setup_venv.sh)"
 SHAPE_MODEL = "shape_predictor_5_face_landmarks.dat"
@@ -54,11 +56,7 @@ class FaceDescriptor:
         self.jitter = int(jitter)  # dlib's re-sampling per face: more robust, jitter x slower
 
     def describe(self, frame, boxes) -> np.ndarray:
-        frame = np.ascontiguousarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(
-                f"the face descriptor expects an RGB uint8 frame, got {frame.shape} {frame.dtype}"
-            )
+        frame = np.ascontiguousarray(centerface.rgb_frame(frame, "the face descriptor"))
         out = np.zeros((len(boxes), 128), np.float64)
         for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.float64).reshape(-1, 4)):
             rect = self._rectangle(int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2)))

@@ -44,6 +44,14 @@ def default_model_path() -> pathlib.Path:
     return path
 
 
+def rgb_frame(frame, who="CenterFace"):
+    """``frame`` as an array, or a ValueError naming ``who`` if it is not RGB uint8 [H, W, 3]."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"{who} expects an RGB uint8 frame [H, W, 3], got {frame.shape} {frame.dtype}")
+    return frame
+
+
 def network_size(height, width):
     """(height, width) the network runs at: each side rounded up to a multiple of 32."""
     return int(np.ceil(height / 32) * 32), int(np.ceil(width / 32) * 32)
@@ -66,11 +74,7 @@ class CenterFace:
 
     def raw(self, frame):
         """The network's four outputs [1, C, h, w] for an RGB uint8 frame, at ``network_size``."""
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(
-                f"CenterFace expects an RGB uint8 frame [H, W, 3], got {frame.shape} {frame.dtype}"
-            )
+        frame = rgb_frame(frame)
         size = network_size(*frame.shape[:2])
         blob = cv2.dnn.blobFromImage(frame, 1.0, size[::-1], (0, 0, 0), swapRB=False, crop=False)
         net = self._net(size)

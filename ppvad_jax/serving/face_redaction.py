@@ -45,11 +45,7 @@ class FaceRedactor:
         return grown[(grown[:, 2] > grown[:, 0]) & (grown[:, 3] > grown[:, 1])]
 
     def redact(self, frame):
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(
-                f"face redaction expects an RGB uint8 frame [H, W, 3], got {frame.shape} {frame.dtype}"
-            )
+        frame = centerface.rgb_frame(frame, "face redaction")
         out = frame.copy()
         boxes = self.boxes(frame)
         for x1, y1, x2, y2 in boxes:

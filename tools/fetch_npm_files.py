@@ -3,12 +3,13 @@
   python3 tools/fetch_npm_files.py [--lock=tools/package-lock.json] [--prefix=tools]
 
 Where npm is missing (a fresh machine with only Python and pip), ``launch/setup_node.sh`` runs
-this so that the default bag of objects still has its model: the npm registry's tarball of each
-package in ``FILES``, at the version the lock file pins, is downloaded once, checked against the
-lock file's ``integrity`` (sha512, as npm checks it) and only the listed files are written where
-``npm ci --prefix tools`` would put them (``tools/node_modules/<package>/``). Nothing runs from
-the tarball; nothing else of it is kept. A file already present with the content the tarball
-holds is left alone. Standard library only: it runs before any virtual environment exists.
+this so that the default bag of objects still has its model and the privacy attacks their group
+photos: the npm registry's tarball of each package in ``FILES``, at the version the lock file
+pins, is downloaded once, checked against the lock file's ``integrity`` (sha512, as npm checks
+it) and only the listed files are written where ``npm ci --prefix tools`` would put them
+(``tools/node_modules/<package>/``). Nothing runs from the tarball; nothing else of it is kept.
+A file already present with the content the tarball holds is left alone. Standard library only:
+it runs before any virtual environment exists.
 
 The TensorFlow.js runtime (the tests' reference) is not fetched: its tests skip without Node.
 """
@@ -29,6 +30,7 @@ REGISTRY = "https://registry.npmjs.org"
 # package -> the files (paths inside the package) that ppvad_jax reads at run time, and its licence.
 FILES = {
     "@vladmandic/human": ("LICENSE", "models/centernet.json", "models/centernet.bin"),
+    "@vladmandic/face-api": ("LICENSE", *(f"demo/sample{i}.jpg" for i in range(1, 7))),
 }
 
 

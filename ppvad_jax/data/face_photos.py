@@ -1,12 +1,15 @@
-"""Real photographs of faces that ship inside installed wheels (nothing is downloaded).
+"""Real photographs of faces that ship inside installed packages (nothing is downloaded).
 
 The attackers' and the redaction's tests, and the camera benchmark, need real faces at a
 size a face detector and dlib's descriptor work on; LFW's crops in scikit-image are 25x25
-grey. These three are larger and their licences allow it (as the packages state them).
+grey. ``PHOTOS``: three portraits in the Python wheels. ``group_photos``: the six group
+photos (1920 px wide, 3-6 people each, 23 faces) of the npm package ``@vladmandic/face-api``
+(MIT; the photos' own source is not stated), installed by ``launch/setup_node.sh``.
 The camera man is also one of ``public_images``' pretraining images, so a privacy number
-measured on *reconstructions* of him would flatter the autoencoder: use the astronaut and
-Grace Hopper there.
+measured on *reconstructions* of him would flatter the autoencoder: use the others there.
 """
+
+import pathlib
 
 import cv2
 import matplotlib.cbook
@@ -43,3 +46,23 @@ def photos(size=None, names=NAMES):
     if size is None:
         return images
     return [cv2.resize(p, (size[1], size[0]), interpolation=cv2.INTER_AREA) for p in images]
+
+
+GROUP_PACKAGE = "@vladmandic/face-api"
+GROUP_DIR = pathlib.Path(__file__).resolve().parents[2] / "tools" / "node_modules" / GROUP_PACKAGE / "demo"
+GROUP_NAMES = tuple(f"sample{i}" for i in range(1, 7))
+
+
+def group_photos(folder=None):
+    """[(name, uint8 RGB)] for the six group photos, or FileNotFoundError saying how to get them."""
+    folder = pathlib.Path(folder) if folder else GROUP_DIR
+    out = []
+    for name in GROUP_NAMES:
+        image = cv2.imread(str(folder / f"{name}.jpg"), cv2.IMREAD_COLOR)
+        if image is None:
+            raise FileNotFoundError(
+                f"no readable group photo {folder / name}.jpg: it comes with the npm package "
+                f"{GROUP_PACKAGE} (bash launch/setup_node.sh, or python3 tools/fetch_npm_files.py)"
+            )
+        out.append((name, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+    return out

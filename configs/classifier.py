@@ -51,6 +51,9 @@ def get_config(arg=None):
     config.data = ml_collections.ConfigDict()
     config.data.dataset_dir = ""
     config.autoencoder_workdir = ""  # '' = the clear-frame baseline (no autoencoder)
+    # Face redaction at the camera before the encoder, as deployed: "fill@0.8" (method@margin,
+    # models.face_redaction), '' = none. The classifier then trains on what the server will see.
+    config.camera_redaction = ""
     config.inputs_dir = ""  # cache of reconstructions/flows/bags; '' = WORKDIR/inputs
     config.features_dir = ""  # cache of phase-1 backbone features; '' = WORKDIR/features
     config.input_size = 224

@@ -21,7 +21,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the camera's encoder runs on it
 
 from absl import app, flags  # noqa: E402
 
-from ppvad_jax.serving import camera_client, camera_encoder, compilation_cache, face_redaction  # noqa: E402
+from ppvad_jax.models import face_redaction  # noqa: E402
+from ppvad_jax.serving import camera_client, camera_encoder, compilation_cache  # noqa: E402
 
 _SOURCE = flags.DEFINE_string("source", None, "Video file, device index or stream URL.", required=True)
 _SERVER = flags.DEFINE_string("server", "localhost:50051", "HOST:PORT of the analysis server.")

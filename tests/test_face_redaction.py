@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from ppvad_jax.data import face_photos
-from ppvad_jax.models import centerface
-from ppvad_jax.serving import camera_encoder, face_redaction
+from ppvad_jax.models import centerface, face_redaction
+from ppvad_jax.serving import camera_encoder
+from ppvad_jax.training import classifier_inputs
 from tests import serving_support as support
 
 
@@ -20,7 +21,7 @@ def attacker_count(frame):
 @pytest.mark.parametrize("method", face_redaction.METHODS)
 @pytest.mark.parametrize("size", [(240, 320), (120, 160)], ids=["240x320", "120x160"])
 def test_after_redaction_the_strong_detector_finds_no_face(method, size):
-    redactor = face_redaction.FaceRedactor(method)
+    redactor = face_redaction.FaceRedactor(method, margin=0.25)  # a tight box: the scene check below
     for frame in face_photos.photos(size):
         before = frame.copy()
         assert attacker_count(frame) == 1
@@ -46,6 +47,23 @@ def test_bad_settings_and_frames_are_refused():
         face_redaction.FaceRedactor("smudge")
     with pytest.raises(ValueError, match="RGB uint8 frame"):
         face_redaction.FaceRedactor().redact(np.zeros((120, 160), np.uint8))
+
+
+def test_redaction_by_spec_and_in_the_classifiers_inputs():
+    assert face_redaction.from_spec("") is None
+    r = face_redaction.from_spec("pixelate@0.5")
+    assert (r.method, r.margin) == ("pixelate", 0.5)
+    assert face_redaction.from_spec("fill").margin == face_redaction.FaceRedactor().margin
+    with pytest.raises(ValueError, match="face redaction 'smudge@1'"):
+        face_redaction.from_spec("smudge@1")
+    # The classifier trains on what deployment sends: the inputs' path redacts before encoding.
+    reconstructor = classifier_inputs.Reconstructor(None, redactor=face_redaction.from_spec("fill@0.8"))
+    photos = np.stack(face_photos.photos((120, 160)))
+    out = reconstructor(photos)
+    assert [attacker_count(f) for f in photos] == [1, 1, 1]
+    assert [attacker_count(f) for f in out] == [0, 0, 0]
+    empty = np.random.default_rng(0).integers(0, 256, (2, 120, 160, 3), np.uint8)
+    np.testing.assert_array_equal(reconstructor(empty), empty)
 
 
 def test_the_camera_encodes_the_redacted_frame(tmp_path):

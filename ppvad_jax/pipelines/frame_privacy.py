@@ -7,7 +7,7 @@ A mechanism is what the camera does before the server sees the frame, written as
 steps (in any order: the camera runs redaction, then blur, then the autoencoder): ``clear``
 (nothing: the reference), ``blur<sigma>`` (a Gaussian blur of the whole frame, no autoencoder:
 the naive anonymiser), ``redact_<method>[@margin]`` (face redaction at the camera,
-``serving.face_redaction``; its default margin unless given), ``ldp<sigma>`` (latent local DP,
+``models.face_redaction``; its default margin unless given), ``ldp<sigma>`` (latent local DP,
 noise multiplier sigma, on the autoencoder's latent; only with ``ae``), ``ae`` (the exported
 autoencoder: encode at the camera, decode at the server). Each row reports the attacks, the
 latent-LDP epsilon per frame where there is one (``privacy.latent_ldp``: the frame's content,
@@ -26,8 +26,8 @@ import numpy as np
 
 from ppvad_jax.evaluation import face_attacks
 from ppvad_jax.evaluation import privacy_report as pieces
+from ppvad_jax.models import face_redaction
 from ppvad_jax.privacy import accounting, latent_ldp
-from ppvad_jax.serving import face_redaction
 
 _STEP = re.compile(
     r"^(clear|ae|blur(?P<blur>[0-9.]+)|redact_(?P<redact>[a-z]+)(@(?P<margin>[0-9.]+))?|ldp(?P<ldp>[0-9.]+))$"

@@ -6,7 +6,7 @@ exported half of the autoencoder (``models.autoencoder_io``), jitted, for one
 frame at a time (a camera has one frame per tick); at 120x160 it costs about
 17 ms on one CPU core of the development machine.
 
-Face redaction (``face_redaction``, optional): faces found on the raw frame are replaced
+Face redaction (``models.face_redaction``, optional): faces found on the raw frame are replaced
 before the encoder sees it, so no face is encoded; ``faces_redacted`` counts them.
 
 Local DP (``privacy.latent_ldp``): clip each latent to L2 norm C and add

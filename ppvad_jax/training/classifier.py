@@ -55,7 +55,7 @@ from jax.sharding import PartitionSpec as P
 
 from ppvad_jax.data import ucf_layout
 from ppvad_jax.evaluation import roc
-from ppvad_jax.models import backbones, bag_backends, resnet_weights, two_stream
+from ppvad_jax.models import backbones, bag_backends, face_redaction, resnet_weights, two_stream
 from ppvad_jax.privacy import accounting, clipping, run_secret
 from ppvad_jax.privacy import plan as dp_plan
 from ppvad_jax.training import common, optimizers, run_spec, sharded_step
@@ -421,8 +421,10 @@ def _build_inputs(config, workdir) -> Inputs:
         # meet its predecessor's cached inputs (hashing a few MB costs milliseconds).
         "dataset_fingerprint": run_spec.dataset_fingerprint(config.data.dataset_dir),
         "autoencoder_fingerprint": run_spec.export_fingerprint(export),
+        "camera_redaction": config.camera_redaction or None,
     }
-    reconstructor = classifier_inputs.Reconstructor(export)
+    redactor = face_redaction.from_spec(config.camera_redaction)
+    reconstructor = classifier_inputs.Reconstructor(export, redactor=redactor)
     detector = make_detector(config)
     data = {
         split: classifier_inputs.build_split(

@@ -4,7 +4,8 @@ For every record of a split of the prepared dataset (a sampled frame and the
 frame 1/10 s before it), this runs the camera-to-server path the classifier
 will meet in deployment:
 
-  frame, previous frame -> autoencoder (encoder + decoder; or none for the
+  frame, previous frame -> face redaction at the camera if configured
+  (``models.face_redaction``) -> autoencoder (encoder + decoder; or none for the
   clear-frame baseline) -> reconstructions -> optical flow between them
   (``data.flow``) -> flow image; bag of objects on the reconstruction
   (classic OpenCV detectors or a converted YOLOv4).
@@ -38,11 +39,13 @@ FIELDS = ("frames", "flows", "bags", "labels", "frame_index", "video_index")
 
 
 class Reconstructor:
-    """uint8 frames -> uint8 reconstructions through an exported autoencoder (or unchanged)."""
+    """uint8 frames -> uint8 reconstructions through an exported autoencoder (or unchanged),
+    after ``redactor`` (the camera's face redaction, a batch callable) when given."""
 
-    def __init__(self, export_dir=None, batch_size=16):
+    def __init__(self, export_dir=None, batch_size=16, redactor=None):
         self.export_dir = export_dir
         self.batch_size = batch_size
+        self.redactor = redactor
         if export_dir is None:
             self._fn = None
             return
@@ -58,6 +61,8 @@ class Reconstructor:
         self._fn = reconstruct
 
     def __call__(self, frames):
+        if self.redactor is not None:
+            frames = self.redactor(np.asarray(frames))
         if self._fn is None:
             return np.asarray(frames)
         want = tuple(self.spec["frame_shape"])

@@ -10,8 +10,9 @@ import os
 import platform
 
 from ppvad_jax.data import face_photos
+from ppvad_jax.models import face_redaction
 from ppvad_jax.pipelines.benchmarks import timing
-from ppvad_jax.serving import camera_encoder, face_redaction
+from ppvad_jax.serving import camera_encoder
 
 
 def run(export_dir, *, repeats=20, upscale=2.0):

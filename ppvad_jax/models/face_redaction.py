@@ -22,6 +22,17 @@ from ppvad_jax.models import centerface
 METHODS = ("fill", "pixelate", "blur")
 
 
+def from_spec(spec):
+    """``"method[@margin]"`` (e.g. ``"fill@0.8"``) -> a ``FaceRedactor``; ``""`` -> None (off)."""
+    if not spec:
+        return None
+    method, _, margin = str(spec).partition("@")
+    try:
+        return FaceRedactor(method, **({"margin": float(margin)} if margin else {}))
+    except ValueError as e:
+        raise ValueError(f"face redaction {spec!r}: {e}") from e
+
+
 class FaceRedactor:
     """``redact(frame_rgb_uint8) -> (frame, faces_redacted)``; the input is not modified."""
 
@@ -43,6 +54,10 @@ class FaceRedactor:
         height, width = frame.shape[:2]
         grown = np.clip(np.round(grown), 0, [width, height, width, height]).astype(np.int64)
         return grown[(grown[:, 2] > grown[:, 0]) & (grown[:, 3] > grown[:, 1])]
+
+    def __call__(self, frames):
+        """uint8 [N, H, W, 3] -> the frames redacted (a batch: the classifier's inputs)."""
+        return np.stack([self.redact(f)[0] for f in frames]) if len(frames) else np.asarray(frames)
 
     def redact(self, frame):
         frame = centerface.rgb_frame(frame, "face redaction")

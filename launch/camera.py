@@ -3,14 +3,14 @@
   python -m launch.camera --source=runs/demo/world/Assault/Assault001_x264.avi --server=localhost:50051 \
       --certs_dir=certs --camera_id=cam1 --ae_export=runs/demo/autoencoder_dpadam/export --fps=10
 
-``--source`` is a video file, a device index (``0``) or a stream URL
-(``rtsp://...``). Exits 0 when the source ends (or after ``--max_frames``) and
-every frame was scored; 3 if frames were still unanswered after
-``--drain_timeout_s`` (the server stayed unreachable); 4 if frames were lost
-(a final error, or a retryable one still failing after ``--max_retries``
-resends): the count and the first frame numbers go to stderr. Frames shed
-under overload (live sources) are counted in the summary, not as lost. Prints one line per
-frame (``--quiet`` prints alerts only) and a JSON summary at the end.
+``--source`` is a video file, a device index (``0``) or a stream URL (``rtsp://...``). Exits 0
+when the source ends (or after ``--max_frames``) and every frame was scored; 3 if frames were
+still unanswered after ``--drain_timeout_s`` (the server stayed unreachable); 4 if frames were
+lost (a final error, or a retryable one still failing after ``--max_retries`` resends): the
+count and the first frame numbers go to stderr. Frames shed under overload (live sources) are
+counted in the summary, not as lost. Faces are redacted before encoding unless
+``--redact_faces=none`` (``models.face_redaction``; the count is in the summary). Prints one
+line per frame (``--quiet`` prints alerts only) and a JSON summary at the end.
 """
 
 import json
@@ -37,7 +37,7 @@ _LDP_SIGMA = flags.DEFINE_float(
 )
 _LDP_BOUND = flags.DEFINE_float("ldp_l2_bound", 1.0, "Latent L2 clipping bound C for local DP.")
 _REDACT = flags.DEFINE_enum(
-    "redact_faces", "none", ["none", *face_redaction.METHODS], "Redact faces before encoding."
+    "redact_faces", "fill", ["none", *face_redaction.METHODS], "Redact faces before encoding (default)."
 )
 _REALTIME = flags.DEFINE_bool("realtime", True, "Pace a file source at --fps in wall-clock time.")
 _MAX_UNACKED = flags.DEFINE_integer("max_unacked", 16, "Frames in flight before waiting (files) or dropping.")
@@ -77,6 +77,7 @@ def main(argv):
     finally:
         if log_file is not None:
             log_file.close()
+    summary["faces_redacted"] = encoder.faces_redacted
     print(json.dumps({"event": "camera_done", **summary}), flush=True)
     if summary["unanswered"]:
         print(f"{summary['unanswered']} frame(s) were never answered: is the server up?", file=sys.stderr)

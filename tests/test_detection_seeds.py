@@ -33,3 +33,22 @@ def test_summary_is_numpys_mean_and_sample_std_per_world_and_overall():
     assert summary["all"]["vl_f1"]["n"] == 5 and summary["all"]["vl_f1"]["mean"] == pytest.approx(f1.mean())
     assert summary["clear_wins"] == int((auc > 0.7).sum()) and summary["runs"] == 6
     assert summary["all"]["fl_auc_margin"]["mean"] == pytest.approx(auc.mean() - 0.6)
+
+
+def test_redaction_cost_is_the_auc_difference_sklearn_gives(tmp_path):
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    rng = np.random.default_rng(1)
+    video = np.repeat(np.arange(12), 20)
+    hard = rng.random(video.size) < 0.3
+    clear = hard * 0.5 + rng.random(video.size)
+    redacted = hard * 0.2 + rng.random(video.size)
+    for name, conf in (("clear", clear), ("redacted", redacted)):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "predictions.npz", confidence=conf, video_index=video)
+    cost = detection_seeds.redaction_cost(tmp_path / "clear", tmp_path / "redacted", hard)
+    assert cost["difference"] == pytest.approx(roc_auc_score(hard, redacted) - roc_auc_score(hard, clear))
+    assert cost["low"] <= cost["difference"] <= cost["high"]
+    np.savez(tmp_path / "redacted" / "predictions.npz", confidence=redacted, video_index=video[::-1])
+    with pytest.raises(ValueError, match="scored different test frames"):
+        detection_seeds.redaction_cost(tmp_path / "clear", tmp_path / "redacted", hard)

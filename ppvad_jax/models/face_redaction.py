@@ -7,6 +7,12 @@ box by ``margin`` and replaces it (``fill`` with the box's mean colour, ``pixela
 blocks, or ``blur`` with a Gaussian of sigma a third of the box side) before the frame reaches
 the encoder. Nothing of the face is encoded, so nothing of it can be decoded.
 
+The default margin, 0.8 of the face box's side on each side (a box 2.6 times the face: the
+head and hair), is measured: against the adaptive dlib attacker of ``evaluation.face_attacks``
+through the demo's autoencoder, fill at margin 0.25 leaves re-identification top-1 at 0.22
+(chance 0.04), 0.5 at 0.15 and 0.8 at 0.08, since hair and head shape identify people too
+(BUILD_NOTES.md, "Frame privacy against strong attackers").
+
 A face the detector misses leaks, so the camera detects more eagerly than the attacker:
 threshold 0.3 against the attacker's 0.5, on the frame upscaled ``upscale`` times (faces of a
 120x160 frame are 10-40 px). The guarantee is empirical, against the attackers measured in
@@ -36,7 +42,7 @@ def from_spec(spec):
 class FaceRedactor:
     """``redact(frame_rgb_uint8) -> (frame, faces_redacted)``; the input is not modified."""
 
-    def __init__(self, method="fill", *, margin=0.25, threshold=0.3, upscale=2.0, detector=None):
+    def __init__(self, method="fill", *, margin=0.8, threshold=0.3, upscale=2.0, detector=None):
         if method not in METHODS:
             raise ValueError(f"face redaction method must be one of {METHODS}, got {method!r}")
         if not (margin >= 0 and upscale >= 1):

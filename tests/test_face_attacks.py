@@ -101,3 +101,16 @@ def test_the_report_runs_every_mechanism_on_an_export(tmp_path, persons):
     assert rows["ldp1.0+ae"]["latent_ldp_epsilon"] == pytest.approx(latent_ldp.epsilon(ldp)["epsilon_pld"])
     assert report["autoencoder_training_privacy"] is None  # no metrics.json: no epsilon is printed
     assert (tmp_path / "out" / "frame_privacy.md").read_text().count("\n| ") == 3
+
+
+def test_the_demo_frontier_measures_the_cameras_default_and_the_autoencoder_alone():
+    import ml_collections  # noqa: PLC0415
+
+    from ppvad_jax.pipelines.demo import frontier  # noqa: PLC0415
+
+    points = frontier.mechanisms(ml_collections.ConfigDict({"camera_redaction": "fill@0.8"}))
+    assert points == [("redact_fill@0.8+ae", "fill@0.8"), ("ae", "")]
+    assert frame_privacy.parse(points[0][0]) == frame_privacy.Mechanism(
+        "redact_fill@0.8+ae", redact="fill", margin=0.8, ae=True
+    )
+    assert frontier.mechanisms(ml_collections.ConfigDict({"camera_redaction": ""})) == [("ae", "")]

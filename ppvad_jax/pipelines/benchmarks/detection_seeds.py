@@ -39,6 +39,7 @@ def _world_config(config, workdir, world_seed):
     world.workdir = str(workdir)
     world.sweep_noise_multipliers = ()
     world.classifier = False
+    world.frontier = False
     return world
 
 

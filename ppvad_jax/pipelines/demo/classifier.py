@@ -14,6 +14,7 @@ def classifier_config(config, dataset_dir, ae_dir):
     cls = outputs.fresh(config.base.classifier)
     cls.data.dataset_dir = str(dataset_dir)
     cls.autoencoder_workdir = str(ae_dir) if ae_dir else ""
+    cls.camera_redaction = config.camera_redaction  # the camera's face redaction, as deployed
     cls.phase2.enabled = config.phase2_steps > 0
     cls.phase2.max_steps_per_epoch = config.phase2_steps
     if config.resnet_weights:  # the paper's backbone: ImageNet ResNet-50, frozen BatchNorm, no rescaling
@@ -56,14 +57,19 @@ def motion_baseline(cls_dir, inputs_dir=None):
     return baseline, comparison
 
 
-def train_classifier(config, workdir, dataset_dir, ae_dir):
-    """2S-bag on reconstructions through the demo autoencoder; FL-AUC next to motion energy."""
+def train_classifier(config, workdir, dataset_dir, ae_dir, *, redaction=None, name="classifier_2s_bag"):
+    """2S-bag on reconstructions through the demo autoencoder; FL-AUC next to motion energy.
+
+    ``redaction``: the camera's face redaction for this classifier; None: ``config.camera_redaction``.
+    """
     cls = classifier_config(config, dataset_dir, ae_dir)
+    if redaction is not None:
+        cls.camera_redaction = redaction
     weights = f"ImageNet weights from {cls.backbone.pretrained}" if cls.backbone.pretrained else "random init"
-    cls_dir = workdir / "classifier_2s_bag"
+    cls_dir = workdir / name
     print(
         f"[5/6] classifier: 2S-bag (runlocal, {cls.backbone.name} backbones, {weights}, "
-        f"{cls.detector.backend} bag) -> {cls_dir}"
+        f"{cls.detector.backend} bag, camera redaction {cls.camera_redaction or 'none'}) -> {cls_dir}"
     )
     metrics = classifier.train_and_evaluate(cls, cls_dir)
     report = anomaly_report.write_report(cls_dir)

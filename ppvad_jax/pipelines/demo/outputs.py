@@ -36,6 +36,15 @@ class Classifier:
 
 
 @dataclasses.dataclass(frozen=True)
+class Frontier:
+    workdir: pathlib.Path  # frame_privacy.json/.md and frontier.png
+    points: list  # per mechanism: FL-AUC, VL-F1, CenterFace rate, adaptive top-1 (``frontier._point``)
+    motion_fl_auc: float | None  # the utility reference
+    chance_top1: float  # the privacy reference
+    plot: pathlib.Path
+
+
+@dataclasses.dataclass(frozen=True)
 class Sweep:
     workdir: pathlib.Path
     result: dict  # run_sweep's {"rows", "plan", "timing"}

@@ -7,7 +7,7 @@ import time
 import jax
 
 from ppvad_jax.data import prepare
-from ppvad_jax.pipelines.demo import autoencoder, classifier, data, outputs, report, sweep
+from ppvad_jax.pipelines.demo import autoencoder, classifier, data, frontier, outputs, report, sweep
 from ppvad_jax.pipelines.sweep import grid
 
 
@@ -20,6 +20,7 @@ class Stages:
     pictures: outputs.Pictures
     autoencoder: outputs.Autoencoder | None
     classifier: outputs.Classifier | None
+    frontier: outputs.Frontier | None
     sweep: outputs.Sweep | None
 
 
@@ -29,13 +30,15 @@ def run_stages(config, workdir):
     dataset_dir = summary["dataset_dir"]
     pictures = data.pictures_and_baseline(workdir, dataset_dir)
     ae = autoencoder.train_autoencoder(config, workdir, dataset_dir) if config.ae_steps else None
-    cls = None
+    cls = front = None
     if config.classifier:
         cls = classifier.train_classifier(config, workdir, dataset_dir, ae.workdir if ae else None)
+    if config.frontier and cls is not None and ae is not None:
+        front = frontier.run(config, workdir, dataset_dir, ae.workdir, cls)
     swept = None
     if sweep.noise_levels(config) and grid.names(config.sweep_optimizers):
         swept = sweep.noise_sweep(config, workdir, world.root)
-    return Stages(world, summary, pictures, ae, cls, swept)
+    return Stages(world, summary, pictures, ae, cls, front, swept)
 
 
 def run(config):

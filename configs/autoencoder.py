@@ -54,6 +54,14 @@ def get_config(arg=None):
     config.data.height = 240
     config.data.width = 320
 
+    # Audit (training.audit_canaries, privacy.audit): m canary frames, each in the training set
+    # with probability 1/2, scored after training: an empirical lower bound on epsilon beside the
+    # accountant's upper bound. 0: no audit (the canaries change the training set).
+    config.audit = ml_collections.ConfigDict()
+    config.audit.canaries = 0
+    config.audit.guess_fraction = 0.1  # guesses "in" and "out" each on this fraction of canaries
+    config.audit.confidence = 0.95
+    config.audit.delta = 1e-5  # for a non-private run only; a DP run is audited at its own delta
     config.dp = ml_collections.ConfigDict()
     config.dp.noise_multiplier = 1.0
     # Per-example gradient norms of this autoencoder's MSE loss are about 1e-3 to 1e-2 (measured

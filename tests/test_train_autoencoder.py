@@ -248,3 +248,26 @@ def test_a_delta_of_one_over_n_or_more_is_refused(dataset_dir, tmp_path):
     config.dp.allow_large_delta = True
     config.schedule.max_steps = 1
     assert trainer.train_and_evaluate(config, tmp_path)["delta"] == 0.5
+
+
+def test_audit_canaries_are_training_units_and_the_audit_sits_beside_the_accountant(dataset_dir, tmp_path):
+    config = tiny_config(dataset_dir)
+    config.audit.canaries = 40
+    saved = trainer.train_and_evaluate(config, tmp_path)
+    a = saved["audit"]
+    splits, _ = autoencoder_data.split_units(
+        dataset_dir, source_split="train", videos_per_class=0, unit="frame", frames_per_video=1,
+        fractions=(0.7, 0.15, 0.15), seed=0,
+    )  # fmt: skip
+    n = len(splits["train"]) + a["canaries_included"]
+    assert saved["train_units"] == n and 5 <= a["canaries_included"] <= 35  # coins of 1/2 each
+    # The accountant counted the canaries: dp_accounting at E / N with N including them.
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(4 / n, dp_accounting.GaussianDpEvent(1.0)), 6
+    )
+    pld = dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4)
+    pld.compose(event)
+    assert saved["epsilon_pld"] == pytest.approx(pld.get_epsilon(saved["delta"]), rel=1e-3)
+    assert a["canaries"] == 40 and a["guesses"] == 8 and a["delta"] == saved["delta"]
+    assert a["epsilon_upper_bound"] == saved["epsilon_pld"]
+    assert 0 <= a["epsilon_lower_bound"] <= a["epsilon_upper_bound"]  # 6 noisy steps: no real signal

@@ -36,7 +36,7 @@ from ppvad_jax.evaluation import image_quality
 from ppvad_jax.models import autoencoder, autoencoder_io, per_example
 from ppvad_jax.privacy import accounting, batch_selection, clipping, run_secret
 from ppvad_jax.privacy import plan as dp_plan
-from ppvad_jax.training import common, optimizers, public_pretrain, run_spec, sharded_step
+from ppvad_jax.training import audit_canaries, common, optimizers, public_pretrain, run_spec, sharded_step
 
 # --- Losses and steps -------------------------------------------------------------------------
 
@@ -361,12 +361,17 @@ def _inputs(config):
     splits, videos = split_units(config)
     source = autoencoder_data.FrameSource(config.data.dataset_dir, config.data.source_split)
     check_data(config, source)
-    num_units = len(splits["train"])
     # A private run's mechanism is validated before anything runs (E <= N, delta < 1/N).
-    private = optimizers.is_private(config.optimizer)
-    plan = make_plan(config, num_units) if private else None
-    sampling_rate = plan.sampling_rate if private else min(1.0, config.dp.expected_batch_size / num_units)
+    plan, sampling_rate = _plan_and_rate(config, len(splits["train"]))
     return splits, videos, source, plan, sampling_rate
+
+
+def _plan_and_rate(config, num_units):
+    """The DP plan (None if not private) and the sampling rate for ``num_units`` training units."""
+    if optimizers.is_private(config.optimizer):
+        plan = make_plan(config, num_units)
+        return plan, plan.sampling_rate
+    return None, min(1.0, config.dp.expected_batch_size / num_units)
 
 
 def create_train_state(config, model, tx, *, private):
@@ -509,6 +514,16 @@ def _metrics(
     return out
 
 
+def _audit(run, params, canaries, metrics):
+    """Every canary scored by the trained model; the audit at the run's own delta."""
+    e = run.eval_batch
+    mse = evaluate(run.eval_step, params, run.source, canaries["units"], batch_size=e, mesh=run.mesh)["mse"]
+    delta = metrics["delta"] if run.private else run.config.audit.delta
+    return audit_canaries.result(
+        run.config, canaries, mse, epsilon_upper=metrics.get("epsilon_pld"), delta=delta
+    )
+
+
 def _write_outputs(run, state, metrics):
     """metrics.json, the reconstruction grid and the exported halves."""
     config = run.config
@@ -568,6 +583,10 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         manager.directory, private=plan is not None, seed=config.seed,
         insecure_fixed_seed=config.dp.insecure_fixed_seed, fresh=manager.latest_step() is None,
     )  # fmt: skip
+    canaries = None
+    if config.audit.canaries:  # coins from the secret: only now can the units and the plan be final
+        splits, source, canaries = audit_canaries.add(config, splits, source, secret)
+        plan, sampling_rate = _plan_and_rate(config, len(splits["train"]))
     dtype = jnp.bfloat16 if config.dtype == "bfloat16" else None
     model = autoencoder.Autoencoder(dtype=dtype, features=tuple(config.model_features))
     tx = optimizers.make(config.optimizer, config.learning_rate)
@@ -594,6 +613,8 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         nonfinite_total=nonfinite_total, seconds=seconds, start_step=start_step, videos=videos,
         init_spec=init_spec,
     )  # fmt: skip
+    if canaries is not None:
+        metrics["audit"] = _audit(run, state.params, canaries, metrics)
     _write_outputs(run, state, metrics)
     writer.close()
     return metrics

@@ -68,6 +68,15 @@ def get_config(arg=None):
     config.privacy.batch_size = 8
     config.privacy.seed = 0
 
+    # The mechanism axis: frame privacy against strong attackers (launch.frame_privacy: CenterFace
+    # and adaptive dlib on 24 real people) for each camera mechanism at every point, and, with the
+    # classifier enabled, one classifier per mechanism (redaction in its inputs). () = off.
+    config.frame_privacy = ml_collections.ConfigDict()
+    config.frame_privacy.mechanisms = ("ae", "redact_fill@0.8+ae")
+    config.frame_privacy.views = 5
+    config.frame_privacy.gallery_views = 2
+    config.frame_privacy.people = 0  # 0: all 24; N: the first N (a quick look, or the tests)
+
     config.classifier = ml_collections.ConfigDict()
     config.classifier.enabled = False
     # The classifier each point trains on its reconstructions; its autoencoder_workdir is the

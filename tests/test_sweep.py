@@ -31,6 +31,9 @@ def tiny_sweep(dataset_dir, *, optimizers=("adam", "dpadam"), noise_multipliers=
     config.privacy.face_frames = 4
     config.privacy.mia_frames = 16
     config.privacy.grid_frames = 2
+    # The mechanism axis, small: one mechanism (one row per point), 4 people, 2 sightings each.
+    config.frame_privacy.mechanisms = ("redact_fill@0.8+ae",)
+    config.frame_privacy.people, config.frame_privacy.views, config.frame_privacy.gallery_views = 4, 2, 1
     return config
 
 
@@ -114,7 +117,7 @@ def _files(workdir):
     """What a run left at the top of the sweep's directory: tables, timing, plot sizes."""
     with open(workdir / "results.csv") as f:
         csv_rows = {r["point"]: r for r in csv.DictReader(f)}
-    pngs = ("utility_vs_epsilon.png", "privacy_vs_epsilon.png", "reconstructions.png")
+    pngs = ("utility_vs_epsilon.png", "privacy_vs_epsilon.png", "reconstructions.png", "frontier.png")
     return types.SimpleNamespace(
         csv_rows=csv_rows,
         md=(workdir / "results.md").read_text(),
@@ -255,6 +258,11 @@ def test_results_tables_plots_and_timing_of_the_first_run(sweep_runs):
     assert all(f" {h} |" in md for h in (*headers, "FL-AUC", "VL-F1", "accountant / unit"))
     for png, size in first.files.png_sizes.items():
         assert size > 5000, png
+    # The mechanism axis: the camera's redaction measured by the strong attackers at every point.
+    row = rows["dpadam_nm1"]
+    assert row["mechanism"] == "redact_fill@0.8+ae" and float(row["real_faces_chance_top1"]) == 0.25
+    assert 0 <= float(row["adaptive_reid_top1"]) <= 1 and float(row["strong_face_detection_rate"]) == 0
+    assert " adaptive dlib top-1 |" in md
     timing = first.files.timing
     assert timing["points_run"] == 3 and timing["one_by_one_seconds"] > 0
     assert first.summary["timing"]["sweep_wall_seconds"] >= timing["points_wall_seconds"]
@@ -273,7 +281,7 @@ def test_a_latent_ldp_level_remeasures_finished_points_without_retraining_in_two
     assert rows[4]["latent_ldp_epsilon"] == pytest.approx(want) and rows[4]["latent_ldp_l2_bound"] > 0
     assert rows[4]["epsilon_pld"] == rows[3]["epsilon_pld"]  # the same trained autoencoder
     assert f"| 4 | 1e-05 | {want:.4g} |" in ldp.files.plan_md
-    assert "| dpadam_nm1 | 4 | done |" in ldp.files.md
+    assert "| dpadam_nm1 | - | 4 | done |" in ldp.files.md  # an LDP row: no camera mechanism
     assert ldp.files.timing["mode"] == "2 CPU processes" and ldp.files.timing["points_run"] == 3
     assert {p["worker"] for p in ldp.files.timing["points"].values()} == {0, 1}
     assert ldp.adam_log_size > 0
@@ -307,3 +315,30 @@ def test_a_changed_autoencoder_config_is_refused_before_anything_runs(sweep_runs
     config.autoencoder.schedule.max_steps = 3
     with pytest.raises(ValueError, match=r"another autoencoder config \(differs at schedule.max_steps\)"):
         run.run_sweep(config, sweep_runs.workdir, parallel=1)
+
+
+def test_the_mechanism_axis_gives_one_row_per_mechanism_and_a_frontier_per_mechanism():
+    assert execute.redaction_of("redact_fill@0.8+ae") == "fill@0.8" and execute.redaction_of("ae") == ""
+    point = types.SimpleNamespace(name="dpadam_nm1", optimizer="dpadam", noise_multiplier=1.0)
+    privacy = {
+        "reference": {"reid_top1_clear_crops": 1.0},
+        "levels": [{"latent_ldp_noise": None, "ssim": 0.5}],
+    }
+    mechanisms = {
+        "ae": ({"mechanism": "ae", "adaptive_reid_top1": 0.8}, {"fl_auc": 0.7}),
+        "redact_fill@0.8+ae": (
+            {"mechanism": "redact_fill@0.8+ae", "adaptive_reid_top1": 0.1},
+            {"fl_auc": 0.65},
+        ),
+    }
+    rows = execute.point_rows(point, {"planned_steps": 2}, {"private": True}, privacy, {}, mechanisms)
+    assert [(r["mechanism"], r["fl_auc"], r["adaptive_reid_top1"]) for r in rows] == [
+        ("ae", 0.7, 0.8), ("redact_fill@0.8+ae", 0.65, 0.1)
+    ]  # fmt: skip
+    for r in rows:
+        r["status"], r["latent_ldp_noise"] = "done", None
+    curves = sweep_report.frontier_points(rows, "fl_auc")
+    assert curves == {
+        "ae": [(0.7, 0.8, None, "dpadam_nm1")],
+        "redact_fill@0.8+ae": [(0.65, 0.1, None, "dpadam_nm1")],
+    }

@@ -53,16 +53,18 @@ GROUP_DIR = pathlib.Path(__file__).resolve().parents[2] / "tools" / "node_module
 GROUP_NAMES = tuple(f"sample{i}" for i in range(1, 7))
 
 
-def group_photos(folder=None):
-    """[(name, uint8 RGB)] for the six group photos, or FileNotFoundError saying how to get them."""
+def group_photo(name, folder=None):
+    """One group photo (``GROUP_NAMES``) as uint8 RGB, or FileNotFoundError saying how to get it."""
     folder = pathlib.Path(folder) if folder else GROUP_DIR
-    out = []
-    for name in GROUP_NAMES:
-        image = cv2.imread(str(folder / f"{name}.jpg"), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FileNotFoundError(
-                f"no readable group photo {folder / name}.jpg: it comes with the npm package "
-                f"{GROUP_PACKAGE} (bash launch/setup_node.sh, or python3 tools/fetch_npm_files.py)"
-            )
-        out.append((name, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
-    return out
+    image = cv2.imread(str(folder / f"{name}.jpg"), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(
+            f"no readable group photo {folder / name}.jpg: it comes with the npm package "
+            f"{GROUP_PACKAGE} (bash launch/setup_node.sh, or python3 tools/fetch_npm_files.py)"
+        )
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def group_photos(folder=None):
+    """[(name, uint8 RGB)] for the six group photos."""
+    return [(name, group_photo(name, folder)) for name in GROUP_NAMES]

@@ -28,6 +28,7 @@ from ppvad_jax.data import contact_sheet
 
 COLUMNS = (
     "point",
+    "mechanism",
     "optimizer",
     "noise_multiplier",
     "latent_ldp_noise",
@@ -53,6 +54,12 @@ COLUMNS = (
     "reid_chance_top1",
     "mia_auc",
     "mia_tpr_at_1pct_fpr",
+    "strong_face_detection_rate",
+    "adaptive_reid_top1",
+    "adaptive_reid_top1_ci95",
+    "naive_reid_top1",
+    "linking_top1",
+    "real_faces_chance_top1",
     "fl_auc",
     "vl_f1",
     "classifier_epsilon_pld",
@@ -63,6 +70,7 @@ COLUMNS = (
 # results.md: (header, key, format)
 MD_COLUMNS = (
     ("point", "point", "s"),
+    ("camera mechanism", "mechanism", "s"),
     ("LDP sigma", "latent_ldp_noise", "g"),
     ("status", "status", "s"),
     ("eps PLD", "epsilon_pld", ".4g"),
@@ -77,6 +85,8 @@ MD_COLUMNS = (
     ("face det. rate", "face_detection_rate", ".2f"),
     ("re-id top-1", "reid_top1", ".3f"),
     ("MIA AUC", "mia_auc", ".3f"),
+    ("CenterFace rate, real faces", "strong_face_detection_rate", ".2f"),
+    ("adaptive dlib top-1", "adaptive_reid_top1", ".2f"),
     ("FL-AUC", "fl_auc", ".3f"),
     ("VL-F1", "vl_f1", ".3f"),
     ("cls. eps PLD", "classifier_epsilon_pld", ".4g"),
@@ -205,8 +215,10 @@ def write_results(
         lines += _timing_lines(timing)
     lines += [
         "",
-        "Plots: `utility_vs_epsilon.png`, `privacy_vs_epsilon.png`, `reconstructions.png`. "
-        "Epsilon plan: `epsilon_plan.md`.",
+        "Plots: `utility_vs_epsilon.png`, `privacy_vs_epsilon.png`, `reconstructions.png`, and "
+        "`frontier.png` when camera mechanisms were measured. Epsilon plan: `epsilon_plan.md`. The "
+        "camera mechanism columns are frame privacy (CenterFace and the adaptive dlib attacker on "
+        "real faces, `launch.frame_privacy`): empirical, not covered by any epsilon here.",
     ]
     (workdir / "results.md").write_text("\n".join(lines) + "\n")
 
@@ -276,6 +288,8 @@ def _csv_value(value):
         return ""
     if isinstance(value, float):
         return "inf" if math.isinf(value) else format(value, ".6g")
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(_csv_value(v)) for v in value)
     return value
 
 
@@ -287,10 +301,21 @@ def _save(fig, path):
     fig.savefig(path, format="png")
 
 
+def _primary(rows):
+    """One row per (point, LDP level): the first camera mechanism's (the "vs epsilon" plots)."""
+    seen, out = set(), []
+    for row in rows:
+        key = (row.get("point"), row.get("latent_ldp_noise"))
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
 def _series(rows, key):
     """{optimizer: ([eps], [value])} over finite-epsilon rows, and [(label, value)] for the others."""
     curves, lines = {}, []
-    for row in rows:
+    for row in _primary(rows):
         value = number(row.get(key))
         if row.get("status") != "done" or row.get("latent_ldp_noise") is not None or value is None:
             continue
@@ -342,6 +367,46 @@ def write_plots(rows: Sequence[Mapping[str, Any]], workdir: str | os.PathLike) -
     fig.tight_layout()
     _save(fig, workdir / "privacy_vs_epsilon.png")
     contact_sheet.save_png(workdir / "reconstructions.png", reconstruction_grid(rows, workdir))
+    write_frontier(rows, workdir / "frontier.png")
+
+
+def frontier_points(rows, utility):
+    """{mechanism: [(utility, adaptive top-1, CenterFace rate, point)]} over done rows without LDP."""
+    out = {}
+    for r in rows:
+        u, top1 = number(r.get(utility)), number(r.get("adaptive_reid_top1"))
+        if r.get("status") != "done" or r.get("latent_ldp_noise") is not None or None in (u, top1):
+            continue
+        rate = number(r.get("strong_face_detection_rate"))
+        out.setdefault(r["mechanism"], []).append((u, top1, rate, r["point"]))
+    return {m: sorted(v) for m, v in out.items()}
+
+
+def write_frontier(rows, path):
+    """frontier.png: adaptive re-id top-1 and CenterFace's rate against utility, a curve per
+    mechanism (FL-AUC when the sweep trained classifiers, else SSIM); nothing without the axis."""
+    utility = "fl_auc" if any(number(r.get("fl_auc")) is not None for r in rows) else "ssim"
+    curves = frontier_points(rows, utility)
+    if not curves:
+        return
+    chance = next(
+        (number(r.get("real_faces_chance_top1")) for r in rows if r.get("real_faces_chance_top1")), None
+    )
+    fig = Figure(figsize=(12.0, 4.5), dpi=100)
+    for i, (col, label) in enumerate(((1, "adaptive dlib re-id top-1"), (2, "CenterFace detection rate"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for mechanism, pts in curves.items():
+            ax.plot([p[0] for p in pts], [p[col] for p in pts], marker="o", label=mechanism)
+            for p in pts:
+                ax.annotate(p[3], (p[0], p[col]), fontsize=6)
+        if col == 1 and chance is not None:
+            ax.axhline(chance, ls=":", color="0.4", label=f"chance {chance:.3f}")
+        ax.axhline(1.0, ls="--", lw=0.8, color="0.6", label="clear frames")
+        ax.set(xlabel=f"{'FL-AUC' if utility == 'fl_auc' else 'SSIM'} (utility)", ylabel=label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    _save(fig, path)
 
 
 def reconstruction_grid(

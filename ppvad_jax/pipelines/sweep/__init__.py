@@ -27,7 +27,13 @@
 
 Privacy is measured per point by ``evaluation.autoencoder_privacy`` on the
 point's exported halves: faces on reconstructions, re-identification top-1,
-membership-inference AUC (and, per latent-LDP level, the same again).
+membership-inference AUC (and, per latent-LDP level, the same again). The
+mechanism axis (``config.frame_privacy.mechanisms``, e.g. the autoencoder alone and
+face redaction before it) adds the strong attackers of ``pipelines.frame_privacy``
+per camera mechanism, one row each, with one classifier per mechanism when the
+classifier is on; ``frontier.png`` plots adaptive re-identification and
+CenterFace's rate against utility (FL-AUC, or SSIM without classifiers), one curve
+per mechanism.
 
 Parallelism (``workers``). A point is a whole training run, so points are
 independent processes at best: with several GPUs, one spawned process per GPU,

@@ -16,7 +16,8 @@ import ml_collections
 import numpy as np
 
 from ppvad_jax.data import autoencoder_data
-from ppvad_jax.evaluation import anomaly_report, autoencoder_privacy, sweep_report
+from ppvad_jax.evaluation import anomaly_report, autoencoder_privacy, face_attacks, sweep_report
+from ppvad_jax.pipelines import frame_privacy
 from ppvad_jax.pipelines.sweep import grid, store
 from ppvad_jax.privacy import accounting
 from ppvad_jax.training import autoencoder as ae_trainer
@@ -48,18 +49,19 @@ def evaluate_privacy(point_dir, ae_config, config, ae_metrics):
 # --- The optional classifier ------------------------------------------------------------------
 
 
-def classifier_config(point_dir, ae_config, config):
+def classifier_config(point_dir, ae_config, config, redaction=""):
     """The point's classifier config and its workdir (named by a hash of the config: no stale resume)."""
     cls = ml_collections.ConfigDict(config.classifier.config.to_dict())
     cls.data.dataset_dir = cls.data.dataset_dir or ae_config.data.dataset_dir
     cls.autoencoder_workdir = str(point_dir)
+    cls.camera_redaction = redaction or cls.get("camera_redaction", "")
     digest = hashlib.sha256(cls.to_json_best_effort(sort_keys=True).encode()).hexdigest()[:8]
     return cls, pathlib.Path(point_dir) / f"classifier_{digest}"
 
 
-def train_classifier(point_dir, ae_config, config):
+def train_classifier(point_dir, ae_config, config, redaction=""):
     """Trains and scores the classifier on the point's reconstructions: FL-AUC, VL-F1, its epsilon."""
-    cls, workdir = classifier_config(point_dir, ae_config, config)
+    cls, workdir = classifier_config(point_dir, ae_config, config, redaction)
     metrics = classifier_trainer.train_and_evaluate(cls, workdir)
     report = anomaly_report.write_report(workdir)
     return {
@@ -74,11 +76,54 @@ def train_classifier(point_dir, ae_config, config):
     }
 
 
+# --- The mechanism axis: frame privacy and one classifier per camera mechanism ----------------
+
+
+def redaction_of(mechanism):
+    """The classifier's ``camera_redaction`` spec for a frame-privacy mechanism name."""
+    m = frame_privacy.parse(mechanism)
+    if not m.redact:
+        return ""
+    return m.redact if m.margin is None else f"{m.redact}@{m.margin:g}"
+
+
+def mechanism_fields(row):
+    """The sweep row's columns from one ``frame_privacy`` row."""
+    return {
+        "mechanism": row["mechanism"],
+        "strong_face_detection_rate": row["detection_rate"],
+        "adaptive_reid_top1": row["adaptive"]["top1"],
+        "adaptive_reid_top1_ci95": row["adaptive"]["top1_ci95"],
+        "naive_reid_top1": row["naive"]["top1"],
+        "linking_top1": row["linking"]["top1"],
+        "real_faces_chance_top1": row["chance_top1"],
+    }
+
+
+def measure_mechanisms(point_dir, config):
+    """``{mechanism: sweep columns}``, from the point's frame_privacy.json when its settings match."""
+    fp = config.frame_privacy
+    out = pathlib.Path(point_dir) / "frame_privacy"
+    settings = accounting.json_safe(fp.to_dict())
+    path = out / "frame_privacy.json"
+    stored = store.read_json(path) if path.is_file() else None
+    if not (stored and stored.get("settings") == settings):
+        persons = face_attacks.people(limit=fp.people or None)
+        stored = frame_privacy.run(
+            ae_workdir=point_dir, mechanisms=list(fp.mechanisms), views=fp.views,
+            gallery_views=fp.gallery_views, output_dir=out, persons=persons,
+        )  # fmt: skip
+        store.write_json(path, {**accounting.json_safe(stored), "settings": settings})
+    return {r["mechanism"]: mechanism_fields(r) for r in stored["rows"]}
+
+
 # --- The point's rows -------------------------------------------------------------------------
 
 
-def point_rows(point, plan, metrics, privacy, classifier):
-    """The point's result rows: one without latent LDP, one per LDP level."""
+def point_rows(point, plan, metrics, privacy, classifier, mechanisms=None):
+    """The point's result rows: one without latent LDP (one per camera mechanism when
+    ``mechanisms`` holds them: ``{name: (frame-privacy columns, classifier columns)}``), one per
+    LDP level."""
     training = {
         "point": point.name,
         "optimizer": point.optimizer,
@@ -96,9 +141,14 @@ def point_rows(point, plan, metrics, privacy, classifier):
     }
     rows = []
     for level in privacy["levels"]:
-        row = {**training, **level, **(classifier if level["latent_ldp_noise"] is None else {})}
-        row["accountant"] = sweep_report.accountant_label(row)
-        rows.append(row)
+        if level["latent_ldp_noise"] is None and mechanisms:
+            variants = [{**fields, **cls} for fields, cls in mechanisms.values()]
+        else:
+            variants = [classifier if level["latent_ldp_noise"] is None else {}]
+        for extra in variants:
+            row = {**training, **level, **extra}
+            row["accountant"] = sweep_report.accountant_label(row)
+            rows.append(row)
     return rows
 
 
@@ -129,6 +179,24 @@ def _privacy(point, point_dir, config, metrics):
     return privacy
 
 
+def _classifiers(point_dir, point, config, measured):
+    """The plain classifier's columns, and ``{mechanism: (frame privacy, classifier)}`` columns."""
+    enabled = config.classifier.enabled
+    mechanisms = {}
+    for name, fields in measured.items():
+        latent_ldp = frame_privacy.parse(name).ldp is not None  # no classifier on LDP latents here
+        cls = (
+            train_classifier(point_dir, point.config, config, redaction_of(name))
+            if enabled and not latent_ldp
+            else {}
+        )
+        mechanisms[name] = (fields, cls)
+    plain = next((c for n, (_, c) in mechanisms.items() if n == "ae"), None)
+    if plain is None:
+        plain = train_classifier(point_dir, point.config, config) if enabled else {}
+    return plain, mechanisms
+
+
 def _timed(times, key, fn, *args):
     start = time.perf_counter()
     value = fn(*args)
@@ -152,14 +220,19 @@ def execute_point(point, config, point_dir, plan, *, log=print):
         metrics = _timed(times, "train_seconds", _train, point, point_dir)
         stage = "privacy"
         privacy = _timed(times, "privacy_seconds", _privacy, point, point_dir, config, metrics)
+        stage = "frame privacy"
+        measured = {}
+        if config.frame_privacy.mechanisms:
+            measured = _timed(times, "frame_privacy_seconds", measure_mechanisms, point_dir, config)
         stage = "classifier"
-        train = train_classifier if config.classifier.enabled else lambda *_: {}
-        classifier = _timed(times, "classifier_seconds", train, point_dir, point.config, config)
+        classifier, mechanisms = _timed(
+            times, "classifier_seconds", _classifiers, point_dir, point, config, measured
+        )
         stage = "report"
         result = {
             "status": "done",
             "point": point.name,
-            "rows": point_rows(point, plan, metrics, privacy, classifier),
+            "rows": point_rows(point, plan, metrics, privacy, classifier, mechanisms),
             "seconds": time.perf_counter() - start,
             **times,
             "eval_settings": store.eval_settings(config),

@@ -33,7 +33,11 @@ def write_json(path, value):
 
 def privacy_settings(config):
     """What the privacy stage depends on besides the autoencoder: a changed setting redoes it."""
-    return {"privacy": config.privacy.to_dict(), "latent_ldp": config.latent_ldp.to_dict()}
+    return {
+        "privacy": config.privacy.to_dict(),
+        "latent_ldp": config.latent_ldp.to_dict(),
+        "frame_privacy": config.frame_privacy.to_dict(),
+    }
 
 
 def eval_settings(config):

@@ -301,6 +301,8 @@ def _run_spec(config):
     spec = run_spec.settings(config, _RESUMABLE_CHANGES)
     spec["data"]["dataset_dir"] = str(pathlib.Path(config.data.dataset_dir).absolute())
     spec["dataset_fingerprint"] = run_spec.dataset_fingerprint(config.data.dataset_dir)
+    if not config.audit.canaries:  # no audit: the same run as before the field existed (resumes)
+        spec.pop("audit", None)
     if config.init_from:
         spec["init_from"] = str(pathlib.Path(config.init_from).absolute())
         spec["init_fingerprint"] = run_spec.export_fingerprint(config.init_from)

@@ -134,6 +134,9 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
     if steps < 1 or restart_every < 1:
         raise ValueError(f"steps and restart_every must be >= 1, got {steps}, {restart_every}")
     params, spec = autoencoder_io.load_params(source / "export")
+    # Read with the weights, not at the end: a source retrained meanwhile must not lend its epsilon.
+    metrics_path = source / "metrics.json"
+    source_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     height, width = spec["frame_shape"][:2]
     features = tuple(spec["encoder_features"])
     faces = reidentification.lfw_faces()
@@ -173,7 +176,7 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
         "seconds": round(time.perf_counter() - start, 2),
         "privacy": "post-processing of the source on public data: the source's epsilon holds unchanged",
     }
-    _write(out, params, spec, record, source)
+    _write(out, params, spec, record, source_metrics, metrics_path)
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -191,7 +194,7 @@ def _adversary_accuracy(adversary_step, init_adv, adv_tx, params, faces, rng, he
     return float(np.mean(accs))
 
 
-def _write(out, params, spec, record, source):
+def _write(out, params, spec, record, source_metrics, metrics_path):
     """The export and metrics.json, written beside ``out`` and swapped in whole."""
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -206,8 +209,7 @@ def _write(out, params, spec, record, source):
                           features=tuple(spec["encoder_features"]), extra=extra)  # fmt: skip
     # The source's privacy fields only (its epsilon holds: post-processing); its quality numbers
     # were measured on another model and are not copied.
-    metrics_path = source / "metrics.json"
-    source_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    source_metrics = source_metrics or {}
     metrics = {k: source_metrics[k] for k in privacy_report.TRAINING_PRIVACY_KEYS if k in source_metrics}
     metrics.update(privacy_of=str(metrics_path) if source_metrics else None, identity_adversarial=record)
     (partial / "metrics.json").write_text(json.dumps(metrics, indent=2))

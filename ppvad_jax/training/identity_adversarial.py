@@ -123,7 +123,7 @@ def make_steps(model, adversary, ae_tx, adv_tx, *, side, weight, classes):
 
 
 def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, learning_rate=3e-4,
-             restart_every=100, seed=0):  # fmt: skip
+             restart_every=100, adversary_steps=1, seed=0):  # fmt: skip
     """Fine-tunes ``source_workdir/export`` (module docstring) into ``out_workdir``; returns metrics.
 
     ``out_workdir`` gets ``export/`` and ``metrics.json``: the source's metrics (its epsilon:
@@ -131,8 +131,11 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
     and the adversary's accuracy on the reconstructions before and after.
     """
     source, out = pathlib.Path(source_workdir), pathlib.Path(out_workdir)
-    if steps < 1 or restart_every < 1:
-        raise ValueError(f"steps and restart_every must be >= 1, got {steps}, {restart_every}")
+    if min(steps, restart_every, adversary_steps) < 1:
+        raise ValueError(
+            f"steps and restart_every and adversary_steps must be >= 1, got {steps}, {restart_every}, "
+            f"{adversary_steps}"
+        )
     params, spec = autoencoder_io.load_params(source / "export")
     # Read with the weights, not at the end: a source retrained meanwhile must not lend its epsilon.
     metrics_path = source / "metrics.json"
@@ -154,8 +157,9 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
         if step % restart_every == 0:  # a fresh adversary (module docstring)
             adv_params = init_adv(jax.random.key(seed * 7919 + step))
             adv_opt = adv_tx.init(adv_params)
-        frames, labels, corners = face_batch(rng, faces, batch_size, height, width)
-        adv_params, adv_opt, _, acc = adversary_step(adv_params, adv_opt, params, frames, labels, corners)
+        for _ in range(adversary_steps):  # a stronger adversary per autoencoder step, at its cost
+            frames, labels, corners = face_batch(rng, faces, batch_size, height, width)
+            adv_params, adv_opt, _, acc = adversary_step(adv_params, adv_opt, params, frames, labels, corners)
         scene = public_images.random_crops(rng, batch_size, height, width)
         params, ae_opt, loss, parts = ae_step(params, ae_opt, adv_params, scene, frames, corners)
         history.append([float(loss), *map(float, parts), float(acc)])
@@ -163,7 +167,7 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
         raise FloatingPointError(f"identity-adversarial fine-tuning diverged (loss {history[-1][0]})")
     after = _adversary_accuracy(adversary_step, init_adv, adv_tx, params, faces, rng, height, width, seed)
     settings = {"steps": steps, "weight": weight, "batch_size": batch_size, "learning_rate": learning_rate,
-                "restart_every": restart_every, "seed": seed}  # fmt: skip
+                "restart_every": restart_every, "adversary_steps": adversary_steps, "seed": seed}  # fmt: skip
     record = {
         **settings,
         "source": str(source),
@@ -180,7 +184,7 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
     return json.loads((out / "metrics.json").read_text())
 
 
-def _adversary_accuracy(adversary_step, init_adv, adv_tx, params, faces, rng, height, width, seed, steps=150):
+def _adversary_accuracy(adversary_step, init_adv, adv_tx, params, faces, rng, height, width, seed, steps=300):
     """A fresh adversary trained ``steps`` on the model's reconstructions, then scored on new ones."""
     adv_params = init_adv(jax.random.key(seed + 104729))
     adv_opt = adv_tx.init(adv_params)

@@ -114,3 +114,22 @@ def test_the_demo_frontier_measures_the_cameras_default_and_the_autoencoder_alon
         "redact_fill@0.8+ae", redact="fill", margin=0.8, ae=True
     )
     assert frontier.mechanisms(ml_collections.ConfigDict({"camera_redaction": ""})) == [("ae", "")]
+
+
+@pytest.mark.slow
+def test_redaction_recall_counts_the_real_faces_a_redaction_covers():
+    from ppvad_jax.models import face_redaction  # noqa: PLC0415
+
+    def nothing(frame):
+        return frame, 0
+
+    def everything(frame):
+        return np.zeros_like(frame) + (frame == 0).astype(np.uint8), 1  # every pixel changed
+
+    none = face_attacks.redaction_recall(nothing, sizes=((120, 160),))["120x160"]
+    assert none["faces"] == 22 and none["covered"] == 0 and none["pixels_redacted"] == 0
+    whole = face_attacks.redaction_recall(everything, sizes=((120, 160),))["120x160"]
+    assert whole["recall"] == 1.0 and whole["pixels_redacted"] == 1.0
+    camera = face_attacks.redaction_recall(face_redaction.FaceRedactor().redact, sizes=((120, 160),))
+    got = camera["120x160"]
+    assert got["recall"] >= 0.95 and got["pixels_redacted"] < 0.6  # faces of 12-20 px, measured 22/22

@@ -11,14 +11,15 @@ candidate has fewer than two IN (or OUT) losses, or with ``fixed_variance`` (the
 the paper advises for few reference models), the spread pooled over all candidates is used.
 
 Reported as the paper asks: ROC AUC and the TPR at 1% and 0.1% FPR (the rare, confident
-errors that matter for privacy), from sklearn's ROC curve.
+errors that matter for privacy), by ``membership.attack_metrics``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
-from sklearn import metrics
+
+from ppvad_jax.evaluation import membership
 
 _FLOOR = 1e-12
 
@@ -79,19 +80,7 @@ def scores(target_losses, reference_losses, reference_in, *, online=True, fixed_
     return stats.norm.logpdf(target, in_mean, in_std) - stats.norm.logpdf(target, out_mean, out_std)
 
 
-def tpr_at_fpr(member, score, fpr) -> float:
-    """The largest TPR whose FPR is at most ``fpr`` on sklearn's ROC curve."""
-    f, t, _ = metrics.roc_curve(member, score)
-    return float(t[f <= fpr].max())
-
-
 def report(member, score) -> dict:
-    """AUC and TPR at 1% and 0.1% FPR, with the counts behind them."""
-    member = np.asarray(member, bool)
-    return {
-        "auc": float(metrics.roc_auc_score(member, score)),
-        "tpr_at_1pct_fpr": tpr_at_fpr(member, score, 0.01),
-        "tpr_at_0.1pct_fpr": tpr_at_fpr(member, score, 0.001),
-        "members": int(member.sum()),
-        "non_members": int((~member).sum()),
-    }
+    """AUC and TPR at 1% and 0.1% FPR (``membership.attack_metrics``, the project's one ROC)."""
+    member, score = np.asarray(member, bool), np.asarray(score, np.float64)
+    return membership.attack_metrics(score[member], score[~member])

@@ -105,3 +105,23 @@ def split_units(
                 f"are too few for fractions {fractions}; use more videos (videos_per_class=0 takes all)"
             )
     return out, videos
+
+
+def resplit(splits, chosen):
+    """Train on ``chosen`` (indices into the pool: train, then validation, then test units of
+    ``splits``); the rest, in order, is a fifth validation and four fifths test.
+
+    A reference model of a membership attack trains on a random half of every candidate frame,
+    members of the target and not; its own validation and test come from the other half.
+    """
+    pool_records = splits["train"].records + splits["validation"].records + splits["test"].records
+    pool_names = splits["train"].names + splits["validation"].names + splits["test"].names
+    chosen = np.unique(np.asarray(chosen, np.int64))
+    if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= len(pool_records):
+        raise ValueError(
+            f"train subset indices must lie in [0, {len(pool_records)}), got {chosen.size} of them"
+        )
+    rest = np.setdiff1d(np.arange(len(pool_records)), chosen)
+    n_val = max(1, len(rest) // 5)
+    parts = {"train": chosen, "validation": rest[:n_val], "test": rest[n_val:]}
+    return {k: Units([pool_records[i] for i in v], [pool_names[i] for i in v]) for k, v in parts.items()}

@@ -247,8 +247,12 @@ def check_data(config, source):
 
 
 def split_units(config):
-    """``(splits, videos)``: the train / validation / test units this config trains and evaluates on."""
-    return autoencoder_data.split_units(
+    """``(splits, videos)``: the train / validation / test units this config trains and evaluates on.
+
+    ``config.data.train_subset`` (a .npy of pool indices, ``autoencoder_data.resplit``): a
+    membership attack's reference model, trained on a chosen part of the pool.
+    """
+    splits, videos = autoencoder_data.split_units(
         config.data.dataset_dir,
         source_split=config.data.source_split,
         videos_per_class=config.data.videos_per_class,
@@ -257,6 +261,9 @@ def split_units(config):
         fractions=tuple(config.data.fractions),
         seed=config.seed,
     )
+    if config.data.get("train_subset"):
+        splits = autoencoder_data.resplit(splits, np.load(config.data.train_subset))
+    return splits, videos
 
 
 def log_step(writer, progress, metrics, step, *, private):

@@ -22,6 +22,8 @@ _STEPS = flags.DEFINE_integer("steps", 600, "Fine-tuning steps.")
 _WEIGHT = flags.DEFINE_float("weight", 1.0, "Weight of the adversary's confusion in the loss.")
 _RESTART = flags.DEFINE_integer("restart_every", 100, "Steps between fresh adversaries.")
 _ADV_STEPS = flags.DEFINE_integer("adversary_steps", 1, "Adversary updates per autoencoder update.")
+_ERASE = flags.DEFINE_float("erase_weight", 0.0, "Weight of the erasure term (face box -> its mean colour).")
+_TINT = flags.DEFINE_bool("tint", False, "Colour the grey LFW faces with random skin tones.")
 _LR = flags.DEFINE_float("learning_rate", 3e-4, "Autoencoder learning rate.")
 _SEED = flags.DEFINE_integer("seed", 0, "Public batches and adversary seed.")
 
@@ -32,7 +34,7 @@ def main(argv):
         metrics = identity_adversarial.finetune(
             _SOURCE.value, _OUT.value, steps=_STEPS.value, weight=_WEIGHT.value,
             restart_every=_RESTART.value, adversary_steps=_ADV_STEPS.value, learning_rate=_LR.value,
-            seed=_SEED.value,
+            erase_weight=_ERASE.value, tint=_TINT.value, seed=_SEED.value,
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -23,6 +23,17 @@ def test_a_face_batch_pastes_each_lfw_face_at_its_corner():
             np.testing.assert_array_equal(frame[y : y + side, x : x + side, c], want.astype(np.uint8))
 
 
+def test_tinted_faces_keep_the_face_and_take_a_skin_like_colour():
+    faces = reidentification.lfw_faces()
+    frames, labels, corners = ia.face_batch(np.random.default_rng(0), faces, 4, 48, 64, tint=True)
+    side = round(48 * ia.FACE_FRACTION)
+    for frame, (y, x) in zip(frames, corners, strict=True):
+        patch = frame[y : y + side, x : x + side].reshape(-1, 3).astype(float)
+        r, g, b = patch.mean(axis=0)
+        assert r > g > b  # warm, as skin
+        assert np.corrcoef(patch[:, 0], patch[:, 2])[0, 1] > 0.95  # one grey face under a colour
+
+
 def test_the_box_mask_covers_exactly_the_pasted_face():
     corners = np.array([[3, 5], [0, 40]])
     mask = np.asarray(ia._box_mask((48, 64), corners, 16))

@@ -10,7 +10,9 @@ survive while the scene does. Here it is a post-processing stage of an exported 
   the evaluation's 24 people of ``evaluation.face_attacks``), grey, upscaled to a third of the
   frame height and pasted on public crops; the error outside the face box keeps the scene
   around a face, and the adversary's confusion on the face box removes identity:
-  ``loss = mse(scene) + mse(around faces) + weight * (log 100 - entropy(adversary(face box)))``;
+  ``loss = mse(scene) + mse(around faces) + weight * (log 100 - entropy(adversary(face box)))``
+  ``+ erase_weight * mse(face box, the box's mean colour)`` (erasure: the encoder learns to
+  drop what it sees of a face, as the camera's fill redaction does by hand);
 - **adversary:** a small CNN that names which of the 100 faces a reconstructed box shows, trained
   in alternation with plain Adam and restarted from scratch every ``restart_every`` steps (a
   decoder that fools one fixed adversary has often found its blind spot, not removed identity).
@@ -54,8 +56,12 @@ class Adversary(nn.Module):
         return nn.Dense(self.classes)(x.mean(axis=(1, 2)))
 
 
-def face_batch(rng, faces, count, height, width):
-    """``(frames uint8 [B, H, W, 3], labels [B], corners [B, 2])``: a face on a public crop each."""
+def face_batch(rng, faces, count, height, width, *, tint=False):
+    """``(frames uint8 [B, H, W, 3], labels [B], corners [B, 2])``: a face on a public crop each.
+
+    ``tint``: each grey face multiplied by a random skin-like colour (R > G > B), so that what is
+    learnt on LFW's grey crops meets colour faces.
+    """
     side = int(round(FACE_FRACTION * height))
     frames = public_images.random_crops(rng, count, height, width)
     labels = rng.integers(0, len(faces), count)
@@ -63,8 +69,10 @@ def face_batch(rng, faces, count, height, width):
         [rng.integers(0, height - side + 1, count), rng.integers(0, width - side + 1, count)], axis=1
     )
     for frame, label, (y, x) in zip(frames, labels, corners, strict=True):
-        face = cv2.resize(faces[label], (side, side), interpolation=cv2.INTER_LINEAR)
-        frame[y : y + side, x : x + side] = np.round(face * 255).astype(np.uint8)[..., None]
+        face = cv2.resize(faces[label], (side, side), interpolation=cv2.INTER_LINEAR)[..., None]
+        if tint:
+            face = np.clip(face * rng.uniform([0.9, 0.65, 0.5], [1.1, 0.9, 0.8]).astype(np.float32), 0, 1)
+        frame[y : y + side, x : x + side] = np.round(face * 255).astype(np.uint8)
     return frames, labels, corners
 
 
@@ -85,7 +93,7 @@ def _box_mask(shape, corners, side):
     return ((rows >= y0) & (rows < y0 + side) & (cols >= x0) & (cols < x0 + side)).astype(jnp.float32)
 
 
-def make_steps(model, adversary, ae_tx, adv_tx, *, side, weight, classes):
+def make_steps(model, adversary, ae_tx, adv_tx, *, side, weight, classes, erase_weight=0.0):
     """The two jitted steps: the adversary's (cross-entropy) and the autoencoder's (module docstring)."""
 
     def adversary_loss(adv_params, patches, labels):
@@ -110,7 +118,13 @@ def make_steps(model, adversary, ae_tx, adv_tx, *, side, weight, classes):
         probs = jax.nn.softmax(adversary.apply({"params": adv_params}, _patches(recon, corners, side)))
         entropy = -jnp.sum(probs * jnp.log(probs + 1e-12), axis=-1).mean()
         confusion = jnp.log(classes) - entropy  # 0 when the adversary can only guess
-        return scene_mse + around + weight * confusion, (scene_mse, around, confusion)
+        # Erasure: inside the box the target is the box's mean colour (what redaction's fill
+        # sends), so the encoder itself learns to drop the face.
+        box = _box_mask(x_faces.shape[1:3], corners, side)[..., None]
+        fill = (x_faces * box).sum(axis=(1, 2), keepdims=True) / (side * side)
+        erase = jnp.sum(((recon - fill) ** 2) * box) / (box.sum() * 3)
+        loss = scene_mse + around + weight * confusion + erase_weight * erase
+        return loss, (scene_mse, around, confusion)
 
     @jax.jit
     def ae_step(ae_params, ae_opt, adv_params, scene, frames, corners):
@@ -123,7 +137,7 @@ def make_steps(model, adversary, ae_tx, adv_tx, *, side, weight, classes):
 
 
 def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, learning_rate=3e-4,
-             restart_every=100, adversary_steps=1, seed=0):  # fmt: skip
+             restart_every=100, adversary_steps=1, erase_weight=0.0, tint=False, seed=0):  # fmt: skip
     """Fine-tunes ``source_workdir/export`` (module docstring) into ``out_workdir``; returns metrics.
 
     ``out_workdir`` gets ``export/`` and ``metrics.json``: the source's metrics (its epsilon:
@@ -147,7 +161,7 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
     side = int(round(FACE_FRACTION * height))
     ae_tx, adv_tx = optax.adam(learning_rate), optax.adam(1e-3)
     adversary_step, ae_step = make_steps(model, adversary, ae_tx, adv_tx, side=side, weight=weight,
-                                         classes=len(faces))  # fmt: skip
+                                         classes=len(faces), erase_weight=erase_weight)  # fmt: skip
     rng = np.random.default_rng(seed)
     init_adv = jax.jit(lambda key: adversary.init(key, jnp.zeros((1, PATCH, PATCH, 3)))["params"])
     ae_opt = ae_tx.init(params)
@@ -158,7 +172,7 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
             adv_params = init_adv(jax.random.key(seed * 7919 + step))
             adv_opt = adv_tx.init(adv_params)
         for _ in range(adversary_steps):  # a stronger adversary per autoencoder step, at its cost
-            frames, labels, corners = face_batch(rng, faces, batch_size, height, width)
+            frames, labels, corners = face_batch(rng, faces, batch_size, height, width, tint=tint)
             adv_params, adv_opt, _, acc = adversary_step(adv_params, adv_opt, params, frames, labels, corners)
         scene = public_images.random_crops(rng, batch_size, height, width)
         params, ae_opt, loss, parts = ae_step(params, ae_opt, adv_params, scene, frames, corners)
@@ -167,7 +181,8 @@ def finetune(source_workdir, out_workdir, *, steps, weight=1.0, batch_size=8, le
         raise FloatingPointError(f"identity-adversarial fine-tuning diverged (loss {history[-1][0]})")
     after = _adversary_accuracy(adversary_step, init_adv, adv_tx, params, faces, rng, height, width, seed)
     settings = {"steps": steps, "weight": weight, "batch_size": batch_size, "learning_rate": learning_rate,
-                "restart_every": restart_every, "adversary_steps": adversary_steps, "seed": seed}  # fmt: skip
+                "restart_every": restart_every, "adversary_steps": adversary_steps,
+                "erase_weight": erase_weight, "tint": tint, "seed": seed}  # fmt: skip
     record = {
         **settings,
         "source": str(source),

@@ -1,6 +1,8 @@
 """Frame privacy against strong attackers: the identities are real faces, the metrics can fail,
 and each camera mechanism is measured on the same sightings."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,29 @@ def test_redaction_recall_counts_the_real_faces_a_redaction_covers():
     camera = face_attacks.redaction_recall(face_redaction.FaceRedactor().redact, sizes=((120, 160),))
     got = camera["120x160"]
     assert got["recall"] >= 0.95 and got["pixels_redacted"] < 0.6  # faces of 12-20 px, measured 22/22
+
+
+def test_the_demo_moves_a_classifier_of_another_camera_path_aside(tmp_path):
+    import ml_collections  # noqa: PLC0415
+
+    from ppvad_jax.pipelines.demo import classifier as demo_classifier  # noqa: PLC0415
+    from ppvad_jax.training import run_spec  # noqa: PLC0415
+
+    export = support.make_tiny_export(tmp_path / "ae" / "export")
+    cls = ml_collections.ConfigDict(
+        {"autoencoder_workdir": str(tmp_path / "ae"), "camera_redaction": "fill@0.8"}
+    )
+    cls_dir = tmp_path / "classifier_2s_bag"
+    assert not demo_classifier.stale(cls_dir, cls)  # nothing there yet
+    cls_dir.mkdir()
+
+    def record(redaction, fingerprint):
+        inputs = {"camera_redaction": redaction, "autoencoder_fingerprint": fingerprint}
+        (cls_dir / "inputs_spec.json").write_text(json.dumps({"inputs": inputs}))
+
+    record("fill@0.8", run_spec.export_fingerprint(export))
+    assert not demo_classifier.stale(cls_dir, cls)
+    record(None, run_spec.export_fingerprint(export))
+    assert demo_classifier.stale(cls_dir, cls)  # trained without redaction
+    record("fill@0.8", "another autoencoder")
+    assert demo_classifier.stale(cls_dir, cls)  # the autoencoder was retrained

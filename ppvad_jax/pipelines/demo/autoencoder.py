@@ -43,7 +43,8 @@ def train_autoencoder(config, workdir, dataset_dir):
         # An autoencoder of an older demo (another start, widths or dataset): kept, not resumed
         # into the new one; the classifier built on it goes with it.
         outputs.move_aside(ae_dir)
-        outputs.move_aside(workdir / "classifier_2s_bag")
+        for name in outputs.BUILT_ON_THE_AUTOENCODER:
+            outputs.move_aside(workdir / name)
     elif metrics_path.exists() and json.loads(metrics_path.read_text())["steps"] >= config.ae_steps:
         print(f"[4/6] autoencoder: reusing {ae_dir}")
         return outputs.Autoencoder(ae_dir, json.loads(metrics_path.read_text()))

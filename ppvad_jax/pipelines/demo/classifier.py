@@ -1,12 +1,13 @@
 """Stage 5: the 2S-bag classifier on reconstructions, against motion energy on the same test frames."""
 
+import json
 import pathlib
 
 import numpy as np
 
 from ppvad_jax.evaluation import anomaly_report, auc_comparison, motion_energy
 from ppvad_jax.pipelines.demo import outputs
-from ppvad_jax.training import classifier, classifier_inputs
+from ppvad_jax.training import classifier, classifier_inputs, run_spec
 
 
 def classifier_config(config, dataset_dir, ae_dir):
@@ -57,6 +58,20 @@ def motion_baseline(cls_dir, inputs_dir=None):
     return baseline, comparison
 
 
+def stale(cls_dir, cls):
+    """Whether ``cls_dir`` holds a classifier trained on another camera path than ``cls`` asks:
+    another face redaction, or another autoencoder (retrained in place). Such a run is moved
+    aside, not resumed into this one (its checkpoints would be refused)."""
+    spec = cls_dir / "inputs_spec.json"
+    if not spec.is_file():
+        return False
+    inputs = json.loads(spec.read_text()).get("inputs", {})
+    export = pathlib.Path(cls.autoencoder_workdir) / "export" if cls.autoencoder_workdir else None
+    return (inputs.get("camera_redaction") or "") != (cls.camera_redaction or "") or inputs.get(
+        "autoencoder_fingerprint"
+    ) != (run_spec.export_fingerprint(export) if export else None)
+
+
 def train_classifier(config, workdir, dataset_dir, ae_dir, *, redaction=None, name="classifier_2s_bag"):
     """2S-bag on reconstructions through the demo autoencoder; FL-AUC next to motion energy.
 
@@ -67,6 +82,8 @@ def train_classifier(config, workdir, dataset_dir, ae_dir, *, redaction=None, na
         cls.camera_redaction = redaction
     weights = f"ImageNet weights from {cls.backbone.pretrained}" if cls.backbone.pretrained else "random init"
     cls_dir = workdir / name
+    if stale(cls_dir, cls):
+        outputs.move_aside(cls_dir)
     print(
         f"[5/6] classifier: 2S-bag (runlocal, {cls.backbone.name} backbones, {weights}, "
         f"{cls.detector.backend} bag, camera redaction {cls.camera_redaction or 'none'}) -> {cls_dir}"

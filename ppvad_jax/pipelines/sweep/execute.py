@@ -79,14 +79,6 @@ def train_classifier(point_dir, ae_config, config, redaction=""):
 # --- The mechanism axis: frame privacy and one classifier per camera mechanism ----------------
 
 
-def redaction_of(mechanism):
-    """The classifier's ``camera_redaction`` spec for a frame-privacy mechanism name."""
-    m = frame_privacy.parse(mechanism)
-    if not m.redact:
-        return ""
-    return m.redact if m.margin is None else f"{m.redact}@{m.margin:g}"
-
-
 def mechanism_fields(row):
     """The sweep row's columns from one ``frame_privacy`` row."""
     return {
@@ -184,10 +176,10 @@ def _classifiers(point_dir, point, config, measured):
     enabled = config.classifier.enabled
     mechanisms = {}
     for name, fields in measured.items():
-        latent_ldp = frame_privacy.parse(name).ldp is not None  # no classifier on LDP latents here
+        m = frame_privacy.parse(name)
         cls = (
-            train_classifier(point_dir, point.config, config, redaction_of(name))
-            if enabled and not latent_ldp
+            train_classifier(point_dir, point.config, config, m.redaction_spec)
+            if enabled and m.trains_classifier
             else {}
         )
         mechanisms[name] = (fields, cls)

@@ -107,6 +107,12 @@ def split_units(
     return out, videos
 
 
+def pool(splits):
+    """Every unit of ``splits`` as one ``Units``: train, then validation, then test."""
+    parts = [splits[k] for k in ("train", "validation", "test")]
+    return Units([r for u in parts for r in u.records], [n for u in parts for n in u.names])
+
+
 def resplit(splits, chosen):
     """Train on ``chosen`` (indices into the pool: train, then validation, then test units of
     ``splits``); the rest, in order, is a fifth validation and four fifths test.
@@ -114,8 +120,8 @@ def resplit(splits, chosen):
     A reference model of a membership attack trains on a random half of every candidate frame,
     members of the target and not; its own validation and test come from the other half.
     """
-    pool_records = splits["train"].records + splits["validation"].records + splits["test"].records
-    pool_names = splits["train"].names + splits["validation"].names + splits["test"].names
+    everything = pool(splits)
+    pool_records, pool_names = everything.records, everything.names
     chosen = np.unique(np.asarray(chosen, np.int64))
     if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= len(pool_records):
         raise ValueError(

@@ -19,31 +19,27 @@ import copy
 import json
 import pathlib
 
-import jax
 import numpy as np
 
 from ppvad_jax.data import autoencoder_data
 from ppvad_jax.evaluation import lira, membership
 from ppvad_jax.evaluation import privacy_report as pieces
-from ppvad_jax.privacy import accounting, latent_ldp
+from ppvad_jax.privacy import accounting
 from ppvad_jax.training import autoencoder as trainer
 
 
 def candidate_pool(config):
     """``(units, member)``: every unit of the target's splits, and which ones it trained on."""
     splits, _ = trainer.split_units(config)
-    records = splits["train"].records + splits["validation"].records + splits["test"].records
-    member = np.arange(len(records)) < len(splits["train"])
-    return autoencoder_data.Units(records, ["candidate"] * len(records)), member
+    units = autoencoder_data.pool(splits)
+    return units, np.arange(len(units)) < len(splits["train"])
 
 
-def losses(workdir, source, units, batch_size=16):
-    """[N] reconstruction MSE of ``workdir``'s exported model on each unit's frame."""
+def losses(workdir, frames, batch_size=16):
+    """[N] reconstruction MSE of ``workdir``'s exported model on each frame (the loss of
+    ``evaluation.membership``'s attacks)."""
     encode_fn, decode_fn, _ = pieces.load_autoencoder(workdir)
-    path = pieces.make_path(encode_fn, decode_fn, latent_ldp.LatentLdpConfig(), jax.random.key(0))  # no noise
-    frames = source.fetch(np.concatenate(units.records))
-    recon, _ = pieces.reconstruct_all(path, frames, batch_size=batch_size)
-    return ((recon - frames.astype(np.float32) / 255.0) ** 2).reshape(len(frames), -1).mean(axis=1)
+    return membership.frame_losses(lambda x: decode_fn(encode_fn(x)), frames, batch_size=batch_size)
 
 
 def train_references(config, workdir, num_references, seed):
@@ -72,8 +68,9 @@ def run(config, *, target_workdir, workdir, num_references=8, seed=0):
     units, member = candidate_pool(config)
     source = autoencoder_data.FrameSource(config.data.dataset_dir, config.data.source_split)
     dirs, masks = train_references(config, workdir, num_references, seed)
-    target = losses(target_workdir, source, units)
-    refs = np.stack([losses(d, source, units) for d in dirs])
+    frames = source.fetch(np.concatenate(units.records))  # read once for every model
+    target = losses(target_workdir, frames)
+    refs = np.stack([losses(d, frames) for d in dirs])
     result = {
         "target_workdir": str(target_workdir),
         "references": num_references,

@@ -21,7 +21,7 @@ AUDIT_STREAM = 11  # the secret's sampler stream for the coins (0 is the batch s
 
 
 class CanarySource:
-    """A ``FrameSource`` whose records from ``len(base)`` on are the canaries' frames."""
+    """A ``FrameSource`` whose records from ``first_record`` on are the canaries' frames."""
 
     def __init__(self, base, frames, first_record):
         self.base, self.frames, self.first = base, frames, int(first_record)

@@ -68,6 +68,7 @@ def main(argv):
             camera_id=_CAMERA.value,
             max_unacked=_MAX_UNACKED.value,
             max_retries=_MAX_RETRIES.value,
+            mechanism=encoder.mechanism,
             on_response=camera_client.response_printer(log_file, quiet=_QUIET.value),
         )
         summary = camera_client.run_camera(

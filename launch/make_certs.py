@@ -3,6 +3,7 @@
   python -m launch.make_certs --out_dir=certs --cameras=cam1,cam2          # a new PKI
   python -m launch.make_certs --out_dir=certs --add_cameras=cam3,cam4      # same CA, more cameras
   python -m launch.make_certs --out_dir=certs --revoke=cam2                # refuse cam2 from now on
+  python -m launch.make_certs --out_dir=certs --console_hosts=localhost     # the console's HTTPS
 
 The server needs ca.crt, server.crt, server.key and cameras.txt (and crl.pem once
 a camera is revoked); camera X needs ca.crt, X.crt and X.key. Keep ca.key
@@ -17,6 +18,7 @@ certificates to crl.pem, which a running server re-reads on SIGHUP or within
 Private keys are created 0600.
 """
 
+import pathlib
 import sys
 
 from absl import app, flags
@@ -29,6 +31,9 @@ _HOSTS = flags.DEFINE_list("server_hosts", ["localhost", "127.0.0.1"], "Server c
 _FORCE = flags.DEFINE_bool("force", False, "Replace an existing CA (invalidates every camera certificate).")
 _ADD = flags.DEFINE_list("add_cameras", [], "Sign these new cameras with the existing CA.")
 _REVOKE = flags.DEFINE_list("revoke", [], "Revoke these cameras' certificates (writes crl.pem).")
+_CONSOLE = flags.DEFINE_list(
+    "console_hosts", [], "Sign console.crt/key for the operator console (these SANs)."
+)
 
 
 def main(argv):
@@ -36,7 +41,11 @@ def main(argv):
     if _ADD.value and _REVOKE.value:
         raise app.UsageError("give --add_cameras or --revoke, not both")
     try:
-        if _ADD.value:
+        if _CONSOLE.value:
+            if not (pathlib.Path(_OUT.value) / "ca.key").is_file():
+                tls.make_development_pki(_OUT.value, _CAMERAS.value, server_hosts=tuple(_HOSTS.value))
+            print(f"wrote {tls.add_console(_OUT.value, _CONSOLE.value)} and its key for {_CONSOLE.value}")
+        elif _ADD.value:
             added = tls.add_cameras(_OUT.value, _ADD.value)
             print(
                 f"signed {len(added)} new camera certificate(s) with the existing CA in {_OUT.value}: {added}"

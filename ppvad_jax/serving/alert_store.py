@@ -52,8 +52,11 @@ from typing import Protocol
 
 from ppvad_jax.serving.camera_state import Alert, CameraState, FrameResult
 
-# Written once for both databases; ``{real}`` and ``{seq}`` are the two spellings that differ
-# (SQLite's REAL is 8 bytes, PostgreSQL's 4: times need DOUBLE PRECISION there).
+# Written once for both databases; ``{real}``, ``{seq}`` and ``{blob}`` are the spellings that
+# differ (SQLite's REAL is 8 bytes, PostgreSQL's 4: times need DOUBLE PRECISION there). The last
+# three tables are the operator console's (``serving.operator_store``): who acknowledged or
+# resolved which alert, each camera's live counters and latest reconstruction thumbnail, and a
+# strip of thumbnails per alert.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
   alert_id TEXT PRIMARY KEY, camera_id TEXT NOT NULL, run_id TEXT NOT NULL,
@@ -73,6 +76,17 @@ CREATE TABLE IF NOT EXISTS frame_results (
   UNIQUE (camera_id, run_id, frame_index));
 CREATE TABLE IF NOT EXISTS camera_owner (
   camera_id TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch BIGINT NOT NULL, claimed_at {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_actions (
+  seq {seq}, alert_id TEXT NOT NULL, action TEXT NOT NULL, username TEXT NOT NULL, role TEXT NOT NULL,
+  note TEXT NOT NULL, at {real} NOT NULL);
+CREATE INDEX IF NOT EXISTS alert_actions_by_alert ON alert_actions (alert_id, seq);
+CREATE TABLE IF NOT EXISTS camera_live (
+  camera_id TEXT PRIMARY KEY, owner TEXT NOT NULL, received_fps {real} NOT NULL, scored_fps {real} NOT NULL,
+  frame_index BIGINT NOT NULL, thumbnail {blob}, mechanism TEXT NOT NULL, autoencoder TEXT NOT NULL,
+  updated_at {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_frames (
+  alert_id TEXT NOT NULL, frame_index BIGINT NOT NULL, timestamp {real} NOT NULL, thumbnail {blob} NOT NULL,
+  PRIMARY KEY (alert_id, frame_index));
 """
 
 _ALERT_COLUMNS = (
@@ -285,7 +299,7 @@ class SqliteAlertStore(_SqlAlertStore):
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
-        db.executescript(_SCHEMA.format(real="REAL", seq="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        db.executescript(_SCHEMA.format(real="REAL", seq="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB"))
         super().__init__(db, keep_results_s=keep_results_s, prune_every=prune_every)
 
 
@@ -375,7 +389,7 @@ class PostgresAlertStore(_SqlAlertStore):
         db.autocommit = True
         super().__init__(db, keep_results_s=keep_results_s, prune_every=prune_every)
         self.dsn = f"postgresql://{args['user']}@{args['host']}:{args['port']}/{args['database']}"
-        schema = _SCHEMA.format(real="DOUBLE PRECISION", seq="BIGSERIAL PRIMARY KEY")
+        schema = _SCHEMA.format(real="DOUBLE PRECISION", seq="BIGSERIAL PRIMARY KEY", blob="BYTEA")
         with self._lock:
             self._run("SELECT pg_advisory_lock(?)", (_SCHEMA_LOCK,))
             try:

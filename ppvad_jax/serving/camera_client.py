@@ -86,10 +86,12 @@ class CameraClient:
         max_backoff_s=4.0,
         credentials=None,
         max_retries=5,
+        mechanism="",
     ):
         self.server = server
         self.camera_id = camera_id
         self.run_id = secrets.token_hex(8)
+        self.mechanism = mechanism  # declared in every frame's header, for the operators' privacy panel
         self.max_unacked = max_unacked
         self.on_response = on_response
         self.backoff_s = backoff_s
@@ -121,7 +123,7 @@ class CameraClient:
             return "dropped_backpressure"
         data = wire.encode_frame(
             camera_id=self.camera_id, run_id=self.run_id, frame_index=frame_index,
-            timestamp=timestamp, latent=latent, scale=scale,
+            timestamp=timestamp, latent=latent, scale=scale, mechanism=self.mechanism,
         )  # fmt: skip
         with self._cond:
             if len(self._unacked) >= self.max_unacked:

@@ -55,6 +55,17 @@ class CameraEncoder:
             self._ldp_key = jax.random.key(secrets.randbits(63))
 
     @property
+    def mechanism(self):
+        """What this camera does to a frame, in ``launch.frame_privacy``'s grammar (e.g.
+        ``redact_fill@0.8+ae``, ``ldp1.0+ae``): declared to the server, shown to operators."""
+        parts = []
+        if self.redactor is not None:
+            parts.append(f"redact_{self.redactor.method}@{self.redactor.margin:g}")
+        if self.ldp is not None:
+            parts.append(f"ldp{self.ldp.noise_multiplier:g}")
+        return "+".join([*parts, "ae"])
+
+    @property
     def size(self):
         """``(height, width)`` the frames must have."""
         return self.frame_shape[:2]

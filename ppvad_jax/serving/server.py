@@ -27,6 +27,7 @@ from ppvad_jax.serving import (
     camera_state,
     decoding,
     engine,
+    operator_store,
     scorer,
     service,
     tls,
@@ -103,6 +104,12 @@ class AnalysisServer:
                 flow_method=e.flow_method, flow_bound=e.flow_bound, flow_threads=e.flow_threads,
             ),
         )  # fmt: skip
+        # What the operator console shows beside the alerts: rates, thumbnails, the autoencoder.
+        self.engine.live = operator_store.LiveRecorder(
+            self.store,
+            owner=self.engine.owner,
+            autoencoder=operator_store.autoencoder_summary(self.config.ae_export),
+        )
         lim = self.config.limits
         limits = validation.Limits(
             latent_shape=self.decoder.latent_shape,

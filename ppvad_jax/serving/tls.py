@@ -204,6 +204,24 @@ def add_cameras(certs_dir, cameras):
     return cameras
 
 
+def add_console(certs_dir, hosts=("localhost", "127.0.0.1")):
+    """Signs an HTTPS certificate for the operator console (``console.crt`` / ``console.key``)
+    with the existing CA, for ``hosts``; replaces an earlier one. Returns the certificate's path.
+
+    Its own key, not the analysis server's: the console is another process, often on another
+    machine, and a leak of one key should not let anyone impersonate the other."""
+    if not hosts:
+        raise ValueError("the console certificate needs at least one host name")
+    ca_cert, ca_key = _load_ca(certs_dir)
+    key = _key()
+    cert = _certificate(
+        subject=_name(hosts[0]), subject_key=key, issuer=ca_cert.subject, issuer_key=ca_key, ca=False,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH, sans=[_san(h) for h in hosts],
+    )  # fmt: skip
+    _write(pathlib.Path(certs_dir), "console", cert, key)
+    return pathlib.Path(certs_dir) / "console.crt"
+
+
 def _crl_entries(certs_dir):
     crl = load_crl(certs_dir, verify=True)
     return list(crl) if crl is not None else []

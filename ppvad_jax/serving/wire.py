@@ -21,7 +21,9 @@ Frame (camera -> server), one per latent::
       "timestamp": float,      # capture time, Unix seconds (alerts are stamped with it)
       "dtype": "float16" | "int8" | "float32",
       "shape": [h, w, c],      # the latent's shape; must equal the decoder's
-      "scale": float           # int8 only: value = int8 * scale (per frame)
+      "scale": float,          # int8 only: value = int8 * scale (per frame)
+      "mechanism": str         # optional: the camera's privacy mechanism, as launch.frame_privacy
+                               # spells it (e.g. "redact_fill@0.8+ae"), shown on the console
     }
 
 Response (server -> camera), one per frame and one per error: a UTF-8 JSON
@@ -42,6 +44,7 @@ VERSION = 1
 _PREFIX = struct.Struct(">4sHI")
 MAX_HEADER_BYTES = 4096
 DTYPES = ("float16", "int8", "float32")
+MAX_MECHANISM_CHARS = 200
 
 # Response statuses. "ok": scored; "replayed": a frame the server had already committed
 # (a resend after a reconnect), answered from the store; "error": not scored, the stream goes
@@ -79,13 +82,16 @@ class FrameMessage:
     scale: float
     payload: bytes
     size: int  # the whole message's size in bytes, for the byte limit
+    mechanism: str = (
+        ""  # the camera's declared privacy mechanism (e.g. "redact_fill@0.8+ae"), shown to operators
+    )
 
     def array(self):
         """The payload as an array of ``dtype`` and ``shape`` (the caller checked the sizes)."""
         return np.frombuffer(self.payload, np.dtype(self.dtype).newbyteorder("<")).reshape(self.shape)
 
 
-def encode_frame(*, camera_id, run_id, frame_index, timestamp, latent, scale=None):
+def encode_frame(*, camera_id, run_id, frame_index, timestamp, latent, scale=None, mechanism=""):
     """Bytes for one latent. ``latent`` is float16, int8 (with ``scale``) or float32."""
     latent = np.ascontiguousarray(latent)
     header = {
@@ -98,6 +104,8 @@ def encode_frame(*, camera_id, run_id, frame_index, timestamp, latent, scale=Non
     }
     if scale is not None:
         header["scale"] = float(scale)
+    if mechanism:
+        header["mechanism"] = str(mechanism)
     head = json.dumps(header, separators=(",", ":")).encode()
     payload = latent.astype(latent.dtype.newbyteorder("<"), copy=False).tobytes()
     return _PREFIX.pack(MAGIC, VERSION, len(head)) + head + payload
@@ -160,7 +168,16 @@ def _decode_frame(data):
         scale=float(field("scale", (int, float), default=1.0, required=dtype == "int8")),
         payload=data[_PREFIX.size + head_len :],
         size=len(data),
+        mechanism=_mechanism(field("mechanism", str, default="", required=False)),
     )
+
+
+def _mechanism(value):
+    if len(value) > MAX_MECHANISM_CHARS or not value.isprintable():
+        raise WireError(
+            "malformed", f"header field 'mechanism' is longer than {MAX_MECHANISM_CHARS} or unprintable"
+        )
+    return value
 
 
 def make_response(status, **fields):

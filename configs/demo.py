@@ -26,6 +26,7 @@ import ml_collections
 from configs import autoencoder as autoencoder_config
 from configs import classifier as classifier_config
 from configs import config_args
+from configs import serve as serve_config
 from configs import sweep_noise as sweep_config
 from configs import ucf_crime2local as data_config
 
@@ -75,6 +76,13 @@ def get_config(arg=None):
     config.sweep_optimizers = ("adam", "dpadam")
     config.sweep_steps = 30  # autoencoder steps per sweep point
 
+    # Stage 7: the site live for a few seconds: the analysis server scores these cameras, each
+    # streaming a normal and an anomalous test video in real time, into WORKDIR/live/alerts.sqlite
+    # with two console accounts; the report prints the console's command. 0 skips it.
+    config.live_cameras = 2
+    config.serve_console = False  # True: start the console on that store and keep it up (Ctrl-C)
+    config.console_port = 8443
+
     config.base = ml_collections.ConfigDict()
     config.base.data = data_config.get_config("runlocal")  # 120x160; the sweep's copy is resized
     # Anomalous segments sampled at the camera's 10 FPS too, as a server scores them: at the
@@ -85,6 +93,7 @@ def get_config(arg=None):
     config.base.autoencoder = autoencoder_config.get_config("optimizer=dpadam,runlocal=True")
     config.base.classifier = classifier_config.get_config("variant=2s_bag,runlocal=True")
     config.base.sweep = sweep_config.get_config("runlocal=True")
+    config.base.serve = serve_config.get_config("runlocal=True")
     # The sweep's camera-mechanism axis is left to stage 5b's frontier (it would add the strong
     # attackers to every sweep point: minutes on a laptop).
     config.base.sweep.frame_privacy.mechanisms = ()

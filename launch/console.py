@@ -50,8 +50,6 @@ def main(argv):
             return add_user(_USERS.value, _ADD.value, _ROLE.value)
         except ValueError as e:
             sys.exit(f"error: {e}")
-    import uvicorn  # noqa: PLC0415 - only the serving path needs it
-
     config = _CONFIG.value
     certs = pathlib.Path(_CERTS.value)
     for name in ("console.crt", "console.key"):
@@ -65,18 +63,11 @@ def main(argv):
         store = open_store(config, _DB.value)
     except alert_store.NotAnAlertStore as e:
         raise app.UsageError(str(e)) from e
-    web = console_app.make_app(
-        store, _USERS.value, secret=accounts.session_secret(f"{_USERS.value}.secret"),
-        session_hours=config.session_hours, timeline_minutes=config.timeline_minutes, poll_s=config.poll_s,
-    )  # fmt: skip
-    print(
-        f"console: https://{config.host}:{config.port}/ "
-        f"(store {_DB.value if config.store.kind == 'sqlite' else config.store.dsn})",
-        flush=True,
-    )
-    uvicorn.run(
-        web, host=config.host, port=config.port, ssl_certfile=str(certs / "console.crt"),
-        ssl_keyfile=str(certs / "console.key"), log_level="warning", timeout_graceful_shutdown=2,
+    where = _DB.value if config.store.kind == "sqlite" else config.store.dsn
+    print(f"console: https://{config.host}:{config.port}/ (store {where})", flush=True)
+    console_app.serve(
+        store, _USERS.value, certs, host=config.host, port=config.port, session_hours=config.session_hours,
+        timeline_minutes=config.timeline_minutes, poll_s=config.poll_s,
     )  # fmt: skip
 
 

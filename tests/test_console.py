@@ -316,3 +316,48 @@ def test_accounts_hash_with_scrypt_and_refuse_bad_input(tmp_path):
         with pytest.raises(ValueError, match=match):
             book.add(name, password, role)
     assert dataclasses.is_dataclass(operator_store.Action)
+
+
+def test_the_frame_header_carries_the_cameras_mechanism_and_refuses_a_bad_one():
+    from ppvad_jax.serving import wire  # noqa: PLC0415
+
+    latent = np.zeros((2, 3, 4), np.float16)
+    frame = dict(camera_id="cam1", run_id="r", frame_index=0, timestamp=1.7e9, latent=latent)
+    assert wire.decode_frame(wire.encode_frame(**frame, mechanism="redact_fill@0.8+ae")).mechanism == (
+        "redact_fill@0.8+ae"
+    )
+    assert wire.decode_frame(wire.encode_frame(**frame)).mechanism == ""  # older cameras send none
+    for bad in ("x" * (wire.MAX_MECHANISM_CHARS + 1), "ae\n<script>"):
+        with pytest.raises(wire.WireError, match="mechanism"):
+            wire.decode_frame(wire.encode_frame(**frame, mechanism=bad))
+
+
+def test_the_camera_names_its_mechanism_in_the_frame_privacy_grammar(tmp_path):
+    from ppvad_jax.models import face_redaction  # noqa: PLC0415
+    from ppvad_jax.pipelines import frame_privacy  # noqa: PLC0415
+    from ppvad_jax.serving import camera_encoder  # noqa: PLC0415
+    from tests import serving_support  # noqa: PLC0415
+
+    export = serving_support.make_tiny_export(tmp_path / "ae")
+    plain = camera_encoder.CameraEncoder(export)
+    redacting = camera_encoder.CameraEncoder(export, redactor=face_redaction.from_spec("blur@0.5"))
+    assert (plain.mechanism, redacting.mechanism) == ("ae", "redact_blur@0.5+ae")
+    parsed = frame_privacy.parse(redacting.mechanism)  # the evaluation's own reading of the name
+    assert parsed.redaction_spec == "blur@0.5" and parsed.ae and parsed.ldp is None
+
+
+def test_the_demos_live_site_gives_every_camera_a_normal_and_an_anomalous_test_video():
+    from ppvad_jax.pipelines.demo import live  # noqa: PLC0415
+
+    manifest = {
+        "videos": [{"name": n, "class": c, "path": f"{c}/{n}.avi"} for n, c in
+                   [("n1", "Normal"), ("n2", "Normal"), ("a1", "Assault"), ("a2", "Arrest"),
+                    ("t", "Normal")]],
+        "test": ["n1", "n2", "a1", "a2"],
+    }  # fmt: skip
+    playlists = live._playlists(manifest, 3)
+    assert playlists == {"cam1": ["Normal/n1.avi", "Assault/a1.avi"],
+                         "cam2": ["Arrest/a2.avi", "Normal/n2.avi"],
+                         "cam3": ["Normal/n1.avi", "Assault/a1.avi"]}  # fmt: skip
+    with pytest.raises(ValueError, match="normal and an anomalous"):
+        live._playlists(dict(manifest, test=["n1", "n2"]), 2)

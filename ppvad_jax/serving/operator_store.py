@@ -18,6 +18,7 @@ timestamp (the camera's clock) to its commit (the server's): on separate machine
 their clock offset.
 """
 
+import collections
 import dataclasses
 import json
 import logging
@@ -295,28 +296,35 @@ class LiveRecorder:
     at 120x160), outside the tick's own transaction: a failure here is logged and never fails a
     frame, since the console's view is not what the camera's alerts depend on."""
 
-    def __init__(self, store, *, owner, autoencoder, every_s=1.0, max_alert_frames=40):
+    def __init__(self, store, *, owner, autoencoder, every_s=1.0, max_alert_frames=40, rate_window_s=5.0):
         self.operator = OperatorStore(store)
         self.owner, self.autoencoder = owner, autoencoder
-        self.every_s, self.max_alert_frames = every_s, max_alert_frames
+        self.every_s, self.max_alert_frames, self.rate_window_s = every_s, max_alert_frames, rate_window_s
         self._lock = threading.Lock()
-        self._received, self._scored, self._mechanism, self._since = {}, {}, {}, {}
+        # camera -> monotonic times of the frames received / scored in the last rate_window_s
+        self._received, self._scored, self._mechanism = {}, {}, {}
         self._last_write = {}
+
+    def _rate(self, times, now):
+        """Frames per second over the window (or over the time since the first frame, if shorter)."""
+        while times and now - times[0] > self.rate_window_s:
+            times.popleft()
+        span = min(self.rate_window_s, now - times[0]) if len(times) > 1 else 0.0
+        return (len(times) - 1) / span if span > 0 else 0.0
 
     def received(self, camera_id, mechanism=""):
         with self._lock:
-            self._received[camera_id] = self._received.get(camera_id, 0) + 1
+            self._received.setdefault(camera_id, collections.deque()).append(time.monotonic())
             self._mechanism[camera_id] = mechanism or self._mechanism.get(camera_id, "")
-            self._since.setdefault(camera_id, time.monotonic())
 
     def scored(self, camera_ids, frame_indices, timestamps, reconstructions, open_alerts):
         """After a commit: ``open_alerts`` maps a camera to its open alert id (or nothing)."""
         now = time.monotonic()
         latest = {}
-        for i, camera in enumerate(camera_ids):
-            latest[camera] = i
-            with self._lock:
-                self._scored[camera] = self._scored.get(camera, 0) + 1
+        with self._lock:
+            for i, camera in enumerate(camera_ids):
+                latest[camera] = i
+                self._scored.setdefault(camera, collections.deque()).append(now)
         for camera, i in latest.items():
             if now - self._last_write.get(camera, -math.inf) < self.every_s:
                 continue
@@ -329,10 +337,9 @@ class LiveRecorder:
 
     def _write(self, camera, frame_index, timestamp, reconstruction, alert_id, now):
         with self._lock:
-            span = max(now - self._since.get(camera, now), 1e-3)
-            received, scored = self._received.pop(camera, 0) / span, self._scored.pop(camera, 0) / span
+            received = self._rate(self._received.get(camera, collections.deque()), now)
+            scored = self._rate(self._scored.get(camera, collections.deque()), now)
             mechanism = self._mechanism.get(camera, "")
-            self._since[camera] = now
         self._last_write[camera] = now
         thumb = jpeg(reconstruction)
         self.operator.put_live(

@@ -238,6 +238,23 @@ def _sweep_section(workdir, swept, sweep_steps):
     ]
 
 
+def _live_section(site, port):
+    return [
+        "## The site live: the operator console", "",
+        f"{len(site.cameras)} cameras streamed test videos of the world in real time through the analysis "
+        f"server (this autoencoder, this classifier, the camera's face redaction): {site.frames} frames "
+        f"scored, {site.alerts} alert(s) in `{site.db}`. Playlists: "
+        + "; ".join(f"{c}: {', '.join(v)}" for c, v in site.cameras.items()) + ".", "",
+        "Open the operator console on that store (accounts and their random passwords in "
+        f"`{site.credentials}`, readable by you only):", "",
+        f"    {site.console_command(port)}", "",
+        f"then https://localhost:{port}/ (the certificate is signed by the site's own CA, "
+        f"`{site.certs}/ca.crt`: trust it in the browser or accept it once). "
+        "`bash launch/demo.sh --serve_console=True` starts it for you.",
+        "",
+    ]  # fmt: skip
+
+
 def write_report(config, workdir, stages, seconds):
     """``WORKDIR/report.md`` from the stages' outputs (``run.Stages``); returns its path."""
     lines = _data_sections(workdir, stages.world, stages.summary, stages.pictures)
@@ -249,6 +266,8 @@ def write_report(config, workdir, stages, seconds):
         lines += _frontier_section(workdir, stages.frontier)
     if stages.sweep is not None:
         lines += _sweep_section(workdir, stages.sweep, config.sweep_steps)
+    if stages.live is not None:
+        lines += _live_section(stages.live, config.console_port)
     lines += ["## Contact sheets", ""]
     lines += [f"- [{p.stem}]({p.relative_to(workdir)})" for p in stages.pictures.sheets]
     lines += ["", f"Total time: {seconds:.0f} s."]
@@ -274,6 +293,9 @@ def write_summary(workdir, stages, seconds):
         else None,
         "frontier": stages.frontier.points if stages.frontier else None,
         "sweep": stages.sweep.result["rows"] if stages.sweep else None,
+        "live": {"store": str(stages.live.db), "frames": stages.live.frames, "alerts": stages.live.alerts}
+        if stages.live
+        else None,
         "seconds": seconds,
     }
     (workdir / "summary.json").write_text(json.dumps(accounting.json_safe(summary), indent=2))

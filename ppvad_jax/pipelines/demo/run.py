@@ -7,7 +7,7 @@ import time
 import jax
 
 from ppvad_jax.data import prepare
-from ppvad_jax.pipelines.demo import autoencoder, classifier, data, frontier, outputs, report, sweep
+from ppvad_jax.pipelines.demo import autoencoder, classifier, data, frontier, live, outputs, report, sweep
 from ppvad_jax.pipelines.sweep import grid
 
 
@@ -22,6 +22,7 @@ class Stages:
     classifier: outputs.Classifier | None
     frontier: outputs.Frontier | None
     sweep: outputs.Sweep | None
+    live: live.Live | None = None
 
 
 def run_stages(config, workdir):
@@ -38,7 +39,10 @@ def run_stages(config, workdir):
     swept = None
     if sweep.noise_levels(config) and grid.names(config.sweep_optimizers):
         swept = sweep.noise_sweep(config, workdir, world.root)
-    return Stages(world, summary, pictures, ae, cls, front, swept)
+    site = None
+    if config.live_cameras and cls is not None and ae is not None:
+        site = live.run(config, workdir, world, ae.workdir, cls.workdir)
+    return Stages(world, summary, pictures, ae, cls, front, swept, site)
 
 
 def run(config):
@@ -57,4 +61,13 @@ def run(config):
     seconds = time.perf_counter() - start
     path = report.write_report(config, workdir, stages, seconds)
     report.write_summary(workdir, stages, seconds)
+    if stages.live is not None:
+        site, port = stages.live, config.console_port
+        print(f"\noperator console on the live site's store ({site.frames} frames, {site.alerts} alert(s)):")
+        print(
+            f"  {site.console_command(port)}\n  then https://localhost:{port}/ (accounts: {site.credentials})"
+        )
+        if config.serve_console:
+            print(f"report: {path}")
+            live.serve_console(site, port)
     return path

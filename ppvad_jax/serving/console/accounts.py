@@ -41,7 +41,7 @@ def check_password(password, stored):
     return hmac.compare_digest(got.hex(), digest)
 
 
-def _write_private(path, text):
+def write_private(path, text):
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -79,7 +79,7 @@ class Accounts:
             raise ValueError(f"password of {username!r} is shorter than {MIN_PASSWORD} characters")
         users = self._load()
         users[username] = {"role": role, "scrypt": hash_password(password)}
-        _write_private(self.path, json.dumps({"users": users}, indent=1, sort_keys=True))
+        write_private(self.path, json.dumps({"users": users}, indent=1, sort_keys=True))
 
     def authenticate(self, username, password):
         """The user's role if the password is right, else None (unknown users cost a hash too)."""
@@ -99,5 +99,5 @@ def session_secret(path):
     console keeps its operators logged in; deleting the file logs everyone out."""
     path = pathlib.Path(path)
     if not path.is_file():
-        _write_private(path, secrets.token_hex(32))
+        write_private(path, secrets.token_hex(32))
     return path.read_text().strip()

@@ -384,3 +384,15 @@ def make_app(store, users_path, *, secret, session_hours=12.0, timeline_minutes=
         store, accounts.Accounts(users_path), timeline_minutes=timeline_minutes, poll_s=poll_s
     )
     return app
+
+
+def serve(store, users_path, certs_dir, *, host="127.0.0.1", port=8443, **settings):
+    """Runs the console over HTTPS (``certs_dir/console.crt``, ``console.key``) until stopped."""
+    import uvicorn  # noqa: PLC0415 - only the serving path needs it
+
+    certs = pathlib.Path(certs_dir)
+    web = make_app(store, users_path, secret=accounts.session_secret(f"{users_path}.secret"), **settings)
+    uvicorn.run(
+        web, host=host, port=port, ssl_certfile=str(certs / "console.crt"),
+        ssl_keyfile=str(certs / "console.key"), log_level="warning", timeout_graceful_shutdown=2,
+    )  # fmt: skip

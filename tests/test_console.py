@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from ppvad_jax.serving import alert_store, camera_state, operator_store
+from ppvad_jax.serving import camera_state, operator_store
 from ppvad_jax.serving.console import accounts
 from ppvad_jax.serving.console import app as console_app
 from tests import test_alert_store as store_tests
@@ -116,6 +116,11 @@ def test_camera_status_rates_lag_and_thumbnail(open_new):
     assert decoded.shape == frame.shape and decoded[5, 5, 0] > 200 and decoded[5, 35, 0] < 40
     (silent,) = ops.cameras(now=now + 120)  # 2 min later with no frame: silent, no recent lag
     assert silent["status"] == "silent" and silent["received_fps"] == 0.0 and silent["lag_p50_s"] is None
+    store.claim("cam1", "srv")  # its stream opened again, no frame yet: reconnecting, then silent
+    claimed = time.time()
+    assert operator_store.camera_status(claimed + 10, now, claimed) == "reconnecting"
+    assert [c["status"] for c in ops.cameras(now=claimed + 10)] == ["reconnecting"]
+    assert [c["status"] for c in ops.cameras(now=claimed + 120)] == ["silent"]
     store.close()
 
 
@@ -123,15 +128,16 @@ def test_camera_status_rates_lag_and_thumbnail(open_new):
 
 
 @pytest.fixture
-def site(tmp_path):
-    store = alert_store.SqliteAlertStore(tmp_path / "alerts.sqlite")
+def site(tmp_path, open_new):
+    """The app over a store holding one camera's alert (SQLite and PostgreSQL alike)."""
+    store = open_new()
     users = tmp_path / "users.json"
     book = accounts.Accounts(users)
     book.add(OPERATOR, PASSWORD, "operator")
     book.add(VIEWER, PASSWORD, "viewer")
     _stream(store, "cam1", 8, start_time=time.time() - 3)
     web = console_app.make_app(store, users, secret="test-secret", poll_s=0.05)
-    yield {"app": web, "store": store, "users": users, "tmp": tmp_path}
+    yield {"app": web, "store": store, "users": users, "tmp": tmp_path, "reopen": open_new}
     store.close()
 
 
@@ -201,8 +207,8 @@ def test_only_an_operator_with_the_csrf_token_acknowledges_and_it_is_committed_f
         assert operator_store.OperatorStore(site["store"]).alert(view.alert.alert_id).state == "open"
         done = op.post(path + "/acknowledge", data={"csrf": _csrf(op), "note": "guard sent"})
         assert done.status_code == 303 and done.headers["location"] == f"{path}?done=acknowledged"
-        # Committed before the answer: a fresh connection to the file already has it.
-        fresh = operator_store.OperatorStore(alert_store.SqliteAlertReader(site["store"].path))
+        # Committed before the answer: a fresh connection to the store already has it.
+        fresh = operator_store.OperatorStore(site["reopen"]())
         (action,) = fresh.alert(view.alert.alert_id).actions
         assert (action.action, action.username, action.role, action.note) == (
             "acknowledge",

@@ -84,6 +84,17 @@ def workflow_state(actions):
     return state
 
 
+def camera_status(now, last_seen, claimed_at=None):
+    """``connected``: a frame committed in the last SILENT_AFTER_S; ``reconnecting``: its stream
+    was opened again (a server claimed it) after its last frame and no frame has come since;
+    ``silent`` otherwise (since ``last_seen``)."""
+    if now - last_seen <= SILENT_AFTER_S:
+        return "connected"
+    if claimed_at is not None and claimed_at > last_seen and now - claimed_at <= 60.0:
+        return "reconnecting"
+    return "silent"
+
+
 def _percentile(values, q):
     return float(np.percentile(values, q)) if len(values) else None
 
@@ -199,6 +210,7 @@ class OperatorStore:
             (now - lag_window_s,),
         ):
             lags.setdefault(camera, []).append(committed - timestamp)
+        claims = dict(self.store._rows("SELECT camera_id, claimed_at FROM camera_owner"))
         out = []
         for camera in sorted(set(states) | set(live)):
             accumulator, last_frame, last_time, open_alert, updated = states.get(camera, (None,) * 5)
@@ -206,7 +218,7 @@ class OperatorStore:
             seen = max(t for t in (updated, live_at) if t is not None)
             out.append({
                 "camera_id": camera,
-                "status": "connected" if now - seen <= SILENT_AFTER_S else "silent",
+                "status": camera_status(now, seen, claims.get(camera)),
                 "last_seen": seen,
                 "received_fps": received if live_at is not None and now - live_at <= SILENT_AFTER_S else 0.0,
                 "scored_fps": scored if live_at is not None and now - live_at <= SILENT_AFTER_S else 0.0,

@@ -99,12 +99,10 @@ def build_split(
         "flows": np.lib.format.open_memmap(tmp / "flows.npy", "w+", np.uint8, (n, size, size, 3)),
     }
     bags, labels, frame_index, videos = [], [], [], []
+    carry = {}
     for start in tqdm(range(0, n, chunk), desc=f"classifier inputs [{split}]", unit="chunk"):
         records = [source[i] for i in range(start, min(n, start + chunk))]
-        frames = np.stack([r["frame"] for r in records])
-        prev = np.stack([r["prev_frame"] for r in records])
-        rec = reconstructor(np.concatenate([frames, prev]))
-        rec, rec_prev = rec[: len(frames)], rec[len(frames) :]
+        rec, rec_prev, carry = _reconstruct_pairs(reconstructor, records, carry)
         flows = flow.flow_images(rec_prev, rec, method=flow_method)
         arrays["frames"][start : start + len(records)] = two_stream.resize_inputs(rec, size)
         arrays["flows"][start : start + len(records)] = two_stream.resize_inputs(flows, size)
@@ -124,6 +122,34 @@ def build_split(
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return load_split(out_dir, split)
+
+
+def _reconstruct_pairs(reconstructor, records, carry):
+    """``(reconstructions, previous frames' reconstructions, carry)`` of one chunk of records.
+
+    A frame that is both a sample and the next sample's previous frame (every frame at the
+    demo's 10 FPS sampling) is redacted and reconstructed once, not twice: frames are keyed by
+    (video, frame index) and reused only when their pixels are identical, so the output is what
+    reconstructing each frame on its own gives. ``carry`` holds the chunk's samples for the next
+    chunk's first previous frames. Saves up to half the camera path's cost (CenterFace
+    redaction is most of it: about 24 ms a frame on 2 cores)."""
+    items = [((_text(r["video_name"]), int(r["frame_index"])), r["frame"]) for r in records]
+    items += [((_text(r["video_name"]), int(r["prev_frame_index"])), r["prev_frame"]) for r in records]
+    todo, first, slots = [], {}, []  # frames to reconstruct; key -> its slot in todo; per item
+    for key, frame in items:
+        if key in carry and np.array_equal(carry[key][0], frame):
+            slots.append(carry[key][1])
+        elif key in first and np.array_equal(todo[first[key]], frame):
+            slots.append(first[key])
+        else:
+            first[key] = len(todo)
+            slots.append(len(todo))
+            todo.append(frame)
+    done = reconstructor(np.stack(todo)) if todo else None
+    out = [done[x] if isinstance(x, int) else x for x in slots]
+    n = len(records)
+    carry = {key: (frame, out[i]) for i, (key, frame) in enumerate(items[:n])}
+    return np.stack(out[:n]), np.stack(out[n:]), carry
 
 
 def _text(value):

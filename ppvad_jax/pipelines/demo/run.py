@@ -7,7 +7,8 @@ import time
 import jax
 
 from ppvad_jax.data import prepare
-from ppvad_jax.pipelines.demo import autoencoder, classifier, data, frontier, live, outputs, report, sweep
+from ppvad_jax.pipelines.demo import autoencoder, classifier, data, frontier, outputs, report, sweep
+from ppvad_jax.pipelines.demo import live as live_site
 from ppvad_jax.pipelines.sweep import grid
 
 
@@ -22,7 +23,7 @@ class Stages:
     classifier: outputs.Classifier | None
     frontier: outputs.Frontier | None
     sweep: outputs.Sweep | None
-    live: live.Live | None = None
+    live: live_site.Live | None = None
 
 
 def run_stages(config, workdir):
@@ -41,7 +42,7 @@ def run_stages(config, workdir):
         swept = sweep.noise_sweep(config, workdir, world.root)
     site = None
     if config.live_cameras and cls is not None and ae is not None:
-        site = live.run(config, workdir, world, ae.workdir, cls.workdir)
+        site = live_site.run(config, workdir, world, ae.workdir, cls.workdir)
     return Stages(world, summary, pictures, ae, cls, front, swept, site)
 
 
@@ -69,5 +70,5 @@ def run(config):
         )
         if config.serve_console:
             print(f"report: {path}")
-            live.serve_console(site, port)
+            live_site.serve_console(site, port)
     return path

@@ -83,7 +83,7 @@ function tileFor(camera) {
 function updateTile(c, at) {
   const tile = tileFor(c);
   const status = tile.querySelector(".status");
-  status.textContent = c.status === "connected" ? "connected" : `silent since ${fmtTime(c.last_seen)}`;
+  status.textContent = c.status === "silent" ? `silent since ${fmtTime(c.last_seen)}` : c.status;
   status.className = `status status-${c.status}`;
   tile.querySelector(".fps").textContent = `${c.received_fps.toFixed(1)} / ${c.scored_fps.toFixed(1)} frames/s`;
   tile.querySelector(".lag").textContent = c.lag_p50_s === null ? "-" :

@@ -80,7 +80,8 @@ def get_config(arg=None):
     # streaming a normal and an anomalous test video in real time, into WORKDIR/live/alerts.sqlite
     # with two console accounts; the report prints the console's command. 0 skips it.
     config.live_cameras = 2
-    config.serve_console = False  # True: start the console on that store and keep it up (Ctrl-C)
+    # True: then the cameras stream their videos in a loop and the console serves the store (Ctrl-C).
+    config.serve_console = False
     config.console_port = 8443
 
     config.base = ml_collections.ConfigDict()

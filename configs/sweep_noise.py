@@ -77,6 +77,12 @@ def get_config(arg=None):
     config.frame_privacy.gallery_views = 2
     config.frame_privacy.people = 0  # 0: all 24; N: the first N (a quick look, or the tests)
 
+    # Sweeps across machines: "I/N" runs only this share of the points (a stable hash of each
+    # point's name, so adding points never moves the others) into a shared --workdir, e.g. one
+    # task of a Slurm or Kubernetes job array each; `launch.sweep --report_only` then gathers
+    # results and plots from whatever has finished. "" runs every point.
+    config.shard = ""
+
     config.classifier = ml_collections.ConfigDict()
     config.classifier.enabled = False
     # The classifier each point trains on its reconstructions; its autoencoder_workdir is the

@@ -5,6 +5,11 @@
       --config.optimizers=dpsgd,dpadam --config.noise_multipliers=0.5,1.0 --workdir=runs/sweep
 
 Rerunning with the same workdir skips finished points and resumes the others.
+Across machines, each task of a job array runs its share into one shared workdir, then one
+gathers (the assignment is a stable hash of each point's name):
+
+  python -m launch.sweep ... --workdir=/shared/sweep --config.shard=I/N     # task I of N
+  python -m launch.sweep ... --workdir=/shared/sweep --report_only          # results and plots
 ``--parallel=N`` runs N points at once in spawned processes (pinned one per GPU
 when there are GPUs); by default one process per GPU on a multi-GPU machine,
 else one point at a time in this process. Writes W/results.csv, W/results.md,
@@ -33,6 +38,9 @@ _CACHE = flags.DEFINE_string(
     "Persistent XLA cache, relative to --workdir (shared by the workers; a resumed sweep does not "
     "recompile); empty: off.",
 )  # fmt: skip
+_REPORT_ONLY = flags.DEFINE_bool(
+    "report_only", False, "Run nothing: gather results and plots of the finished points (after shards)."
+)
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/sweep_noise.py", "Config file.", lock_config=True
 )
@@ -43,7 +51,9 @@ def main(argv):
     if _CACHE.value:  # on CPU a DP step of the paper's model compiles for about a minute
         jax.config.update("jax_compilation_cache_dir", str(pathlib.Path(_WORKDIR.value) / _CACHE.value))
     try:
-        summary = run.run_sweep(_CONFIG.value, _WORKDIR.value, parallel=_PARALLEL.value)
+        summary = run.run_sweep(
+            _CONFIG.value, _WORKDIR.value, parallel=_PARALLEL.value, report_only=_REPORT_ONLY.value
+        )
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
     timing = summary["timing"]

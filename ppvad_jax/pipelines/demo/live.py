@@ -5,10 +5,12 @@ with the demo's autoencoder and classifier; ``config.live_cameras`` cameras (``s
 camera encoder and client, the camera's face redaction included) stream test videos of the world
 in real time over mutual TLS. The store, a throwaway PKI with the console's certificate and two
 console accounts (an operator and a viewer, random passwords in ``console_credentials.txt``,
-0600) are left in ``WORKDIR/live`` for ``python -m launch.console`` (``--serve_console`` starts
-it at the end of the demo and keeps it up).
+0600) are left in ``WORKDIR/live`` for ``python -m launch.console``. ``--serve_console``
+(``launch/demo.sh --serve``) then keeps the site up: the cameras stream their videos in a loop
+and the console serves the store in this process, until Ctrl-C.
 """
 
+import contextlib
 import dataclasses
 import pathlib
 import secrets
@@ -64,14 +66,50 @@ def _server_config(config, ae_dir, cls_dir):
     return cfg
 
 
-def _stream(client, encoder, videos, root, fps):
+def _stream(client, encoder, videos, root, fps, stop=None):
+    """Streams the videos in real time, once, or round and round until ``stop`` is set."""
     index = 0
-    for video in videos:
-        for timestamp, frame in camera_source.frames_at_rate(str(root / video), fps=fps, size=encoder.size):
-            latent, scale = encoder.encode(frame, frame_index=index)
-            client.send(frame_index=index, timestamp=timestamp, latent=latent, scale=scale)
-            index += 1
-    client.close(timeout=60)
+    while True:
+        for video in videos:
+            for timestamp, frame in camera_source.frames_at_rate(
+                str(root / video), fps=fps, size=encoder.size
+            ):
+                if stop is not None and stop.is_set():
+                    return client.close(timeout=60)
+                latent, scale = encoder.encode(frame, frame_index=index)
+                client.send(frame_index=index, timestamp=timestamp, latent=latent, scale=scale)
+                index += 1
+        if stop is None:
+            return client.close(timeout=60)
+
+
+@contextlib.contextmanager
+def _streaming(config, site, root, ae_dir, cls_dir, stop=None):
+    """The analysis server on ``site``'s store and one camera thread per playlist; on exit the
+    cameras stop (``stop`` is set) or finish, then the server drains and stops."""
+    cfg = _server_config(config, ae_dir, cls_dir)
+    srv = server.AnalysisServer(cfg, certs_dir=site.certs, db_path=site.db, port=0).start()
+    threads = []
+    try:
+        for camera, videos in site.cameras.items():
+            encoder = camera_encoder.CameraEncoder(
+                cfg.ae_export, redactor=face_redaction.from_spec(config.camera_redaction)
+            )
+            client = camera_client.CameraClient(
+                server=f"localhost:{srv.port}",
+                certs_dir=site.certs,
+                camera_id=camera,
+                mechanism=encoder.mechanism,
+            )
+            threads.append(threading.Thread(target=_stream, args=(client, encoder, videos, root, 10.0, stop)))
+            threads[-1].start()
+        yield srv, threads
+    finally:
+        if stop is not None:
+            stop.set()
+        for t in threads:
+            t.join()
+        srv.shutdown(grace_s=5)
 
 
 def _accounts(live):
@@ -88,7 +126,7 @@ def _accounts(live):
 
 
 def run(config, workdir, world, ae_dir, cls_dir):
-    """Streams the playlists through a real server; returns ``Live``."""
+    """A new site in ``WORKDIR/live``; every camera streams its playlist once; returns ``Live``."""
     live = pathlib.Path(workdir) / "live"
     shutil.rmtree(live, ignore_errors=True)  # a new site each demo: its own CA, store, accounts
     playlists = _playlists(world.manifest, config.live_cameras)
@@ -96,39 +134,26 @@ def run(config, workdir, world, ae_dir, cls_dir):
     certs = tls.make_development_pki(live / "certs", list(playlists))
     tls.add_console(certs, ["localhost", "127.0.0.1"])
     users, credentials = _accounts(live)
-    db = live / "alerts.sqlite"
-    srv = server.AnalysisServer(
-        _server_config(config, ae_dir, cls_dir), certs_dir=certs, db_path=db, port=0
-    ).start()
-    try:
-        threads = []
-        for camera, videos in playlists.items():
-            encoder = camera_encoder.CameraEncoder(
-                _server_config(config, ae_dir, cls_dir).ae_export,
-                redactor=face_redaction.from_spec(config.camera_redaction),
-            )
-            client = camera_client.CameraClient(
-                server=f"localhost:{srv.port}", certs_dir=certs, camera_id=camera, mechanism=encoder.mechanism
-            )
-            threads.append(threading.Thread(target=_stream, args=(client, encoder, videos, world.root, 10.0)))
-        for t in threads:
-            t.start()
+    site = Live(live, live / "alerts.sqlite", certs, users, credentials, playlists, 0, 0)
+    with _streaming(config, site, world.root, ae_dir, cls_dir) as (srv, threads):
         for t in threads:
             t.join()
         frames, alerts = srv.engine.stats["frames"], len(srv.store.list_alerts())
-    finally:
-        srv.shutdown(grace_s=5)
-    return Live(live, db, certs, users, credentials, playlists, frames, alerts)
+    return dataclasses.replace(site, frames=frames, alerts=alerts)
 
 
-def serve_console(site, port):
-    """The console on the live site's store, until Ctrl-C (``--serve_console``)."""
+def serve_console(config, site, world, ae_dir, cls_dir):
+    """``--serve_console``: the site's cameras stream round and round through the server while
+    the console serves its store, until Ctrl-C."""
     from ppvad_jax.serving import alert_store  # noqa: PLC0415
     from ppvad_jax.serving.console import app  # noqa: PLC0415
 
-    print(f"console: https://localhost:{port}/ (accounts in {site.credentials}); Ctrl-C stops it", flush=True)
-    store = alert_store.SqliteAlertStore(site.db)
-    try:
-        app.serve(store, site.users, site.certs, port=port, timeline_minutes=5.0)
-    finally:
-        store.close()
+    port = config.console_port
+    with _streaming(config, site, world.root, ae_dir, cls_dir, stop=threading.Event()):
+        print(f"console: https://localhost:{port}/ (accounts in {site.credentials}); the cameras stream "
+              "their test videos in a loop; Ctrl-C stops it all", flush=True)  # fmt: skip
+        store = alert_store.SqliteAlertStore(site.db)
+        try:
+            app.serve(store, site.users, site.certs, port=port, timeline_minutes=2.0)
+        finally:
+            store.close()

@@ -70,5 +70,7 @@ def run(config):
         )
         if config.serve_console:
             print(f"report: {path}")
-            live_site.serve_console(site, port)
+            live_site.serve_console(
+                config, site, stages.world, stages.autoencoder.workdir, stages.classifier.workdir
+            )
     return path

@@ -1,6 +1,7 @@
 """The sweep's points: ``optimizers`` x ``noise_multipliers``, adam once, checked before anything runs."""
 
 import dataclasses
+import hashlib
 import math
 
 import ml_collections
@@ -48,6 +49,25 @@ def _check_settings(config, optimizer_names, sigmas):
         raise ValueError(f"privacy.face_backends {backends}: use some of {faces.available_backends()}")
     if config.privacy.reid_feature not in reidentification.FEATURES:
         raise ValueError(f"privacy.reid_feature must be one of {reidentification.FEATURES}")
+
+
+def parse_shard(text):
+    """``"I/N"`` -> ``(I, N)`` with 0 <= I < N; ``""`` -> None (every point)."""
+    if not text:
+        return None
+    index, _, count = str(text).partition("/")
+    try:
+        index, count = int(index), int(count)
+    except ValueError:
+        index = count = -1
+    if not 0 <= index < count:
+        raise ValueError(f"config.shard must be I/N with 0 <= I < N (e.g. 0/3), got {text!r}")
+    return index, count
+
+
+def shard_of(name, count):
+    """The shard a point belongs to: a hash of its name, stable across runs, machines and grids."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % count
 
 
 def grid(config):

@@ -79,6 +79,6 @@ def plan_sweep(points, config, workdir, *, log):
     plan = {"points": list(plans.values()), "errors": plan_errors, "latent_ldp": ldp}
     store.write_json(workdir / "epsilon_plan.json", plan)
     table = sweep_report.plan_table(plan)
-    (workdir / "epsilon_plan.md").write_text(table)
+    store.write_text(workdir / "epsilon_plan.md", table)
     log(table)
     return plans, plan

@@ -44,14 +44,28 @@ def _write_timing(timing, workdir, *, ran_points):
         store.write_json(workdir / "timing.json", timing)
 
 
-def run_sweep(config, workdir, *, parallel=None, log=print):
+def _share(pending, shard, report_only, log):
+    """The pending points this process runs: none for ``report_only``, this shard's share, or all."""
+    if report_only:
+        log(f"report only: {len(pending)} unfinished point(s) left as they are")
+        return []
+    if shard is None:
+        return pending
+    mine = [p for p in pending if grid.shard_of(p.name, shard[1]) == shard[0]]
+    log(f"shard {shard[0]}/{shard[1]}: {len(mine)} of the {len(pending)} unfinished point(s)")
+    return mine
+
+
+def run_sweep(config, workdir, *, parallel=None, log=print, report_only=False):
     """Plans, prints epsilons, runs the unfinished points, writes the reports. See the package docstring.
 
     Args:
-      config: ``configs/sweep_noise.py``.
+      config: ``configs/sweep_noise.py``; ``config.shard`` ("I/N") runs only that share of the
+        points and leaves the reports to a ``report_only`` run (shards run side by side).
       workdir: the sweep's directory (points under ``workdir/points``).
       parallel: worker processes (``workers.worker_slots``); None chooses.
       log: where progress lines and the epsilon table go.
+      report_only: run nothing; gather the results and plots of whatever has finished.
 
     Returns:
       ``{"rows", "plan", "timing"}`` as written to the reports.
@@ -59,10 +73,12 @@ def run_sweep(config, workdir, *, parallel=None, log=print):
     sweep_start = time.perf_counter()
     workdir = pathlib.Path(workdir)
     points = grid.grid(config)
+    shard = grid.parse_shard(config.get("shard", ""))
     _check_dataset(config)
     plans, epsilon_plan = plan.plan_sweep(points, config, workdir, log=log)
-    (workdir / "sweep_config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
+    store.write_text(workdir / "sweep_config.json", config.to_json_best_effort(indent=2, sort_keys=True))
     pending, finished = _pending(points, plans, epsilon_plan["errors"], config, workdir, log)
+    pending = _share(pending, shard, report_only, log)
     plan_seconds = time.perf_counter() - sweep_start
 
     slots = workers.worker_slots(parallel) if pending else {"mode": "nothing to run", "slots": None}
@@ -70,10 +86,15 @@ def run_sweep(config, workdir, *, parallel=None, log=print):
     points_start = time.perf_counter()
     try:
         walls = workers.run_points(pending, config, workdir, plans, slots, log)
-    finally:  # also when interrupted: what finished is reported
+    finally:  # also when interrupted: what finished is reported (by the report run, for a shard)
         points_wall = time.perf_counter() - points_start
         rows = store.collect_rows(points, workdir)
-        sweep_report.write_results(rows, workdir, plan=epsilon_plan)
+        if shard is None:
+            sweep_report.write_results(rows, workdir, plan=epsilon_plan)
+    if shard is not None:
+        return _shard_done(
+            pending, workdir, walls, shard, slots, finished, sweep_start, points_wall, rows, log
+        )
     report_start = time.perf_counter()
     sweep_report.write_plots(rows, workdir)
     timing = sweep_timing(
@@ -81,7 +102,9 @@ def run_sweep(config, workdir, *, parallel=None, log=print):
         points_wall=points_wall, report_seconds=time.perf_counter() - report_start,
         sweep_seconds=time.perf_counter() - sweep_start,
     )  # fmt: skip
-    _write_timing(timing, workdir, ran_points=bool(pending))
+    if report_only:
+        timing = _gathered(timing, workdir)
+    _write_timing(timing, workdir, ran_points=bool(pending) or "shards" in timing)
     timing_json = store.read_json(workdir / "timing.json")
     sweep_report.write_results(rows, workdir, plan=epsilon_plan, timing=timing_json)
     log(
@@ -89,6 +112,35 @@ def run_sweep(config, workdir, *, parallel=None, log=print):
         f"against {timing['one_by_one_seconds']:.1f} s one by one; results in {workdir / 'results.md'}"
     )
     return {"rows": rows, "plan": epsilon_plan, "timing": timing}
+
+
+def _gathered(timing, workdir):
+    """The report run's timing with the shards' own (``W/shards/``): points run, their times."""
+    files = sorted((workdir / "shards").glob("shard-*-of-*.json"))
+    shards = [store.read_json(f) for f in files]
+    if not shards:
+        return timing
+    return dict(
+        timing, mode=f"gathered from {len(shards)} shard run(s)", shards=[f.name for f in files],
+        points_run=sum(s["points_run"] for s in shards),
+        points_wall_seconds=max(s["points_wall_seconds"] for s in shards),
+        one_by_one_seconds=sum(s["one_by_one_seconds"] for s in shards),
+        points={name: p for s in shards for name, p in s["points"].items()},
+    )  # fmt: skip
+
+
+def _shard_done(pending, workdir, walls, shard, slots, finished, sweep_start, points_wall, rows, log):
+    """A shard's own timing in ``W/shards/`` (the report run lists them); no shared report."""
+    timing = sweep_timing(
+        pending, workdir, walls, workers=slots, finished=finished, plan_seconds=0.0, points_wall=points_wall,
+        report_seconds=0.0, sweep_seconds=time.perf_counter() - sweep_start,
+    )  # fmt: skip
+    out = workdir / "shards" / f"shard-{shard[0]}-of-{shard[1]}.json"
+    out.parent.mkdir(exist_ok=True)
+    store.write_json(out, timing)
+    log(f"shard {shard[0]}/{shard[1]}: {len(pending)} point(s) in {points_wall:.1f} s; "
+        f"gather with launch.sweep --report_only ({out})")  # fmt: skip
+    return {"rows": rows, "plan": None, "timing": timing}
 
 
 def _point_times(pending, workdir, walls):

@@ -7,6 +7,7 @@ never leaves half a file for the next one to trust.
 """
 
 import json
+import os
 import pathlib
 
 from ppvad_jax.privacy import accounting
@@ -25,10 +26,16 @@ def read_json(path):
         raise ValueError(f"{path} is not valid JSON ({e}): delete it to redo what wrote it") from e
 
 
-def write_json(path, value):
-    tmp = pathlib.Path(f"{path}.partial")
-    tmp.write_text(json.dumps(accounting.json_safe(value), indent=2, default=str))
+def write_text(path, text):
+    """Atomic, and safe beside other processes writing the same file (the shards of one sweep
+    write the same plan): each writes its own temporary file, then renames it over ``path``."""
+    tmp = pathlib.Path(f"{path}.{os.getpid()}.partial")
+    tmp.write_text(text)
     tmp.replace(path)  # atomic: a killed run never leaves half a file
+
+
+def write_json(path, value):
+    write_text(path, json.dumps(accounting.json_safe(value), indent=2, default=str))
 
 
 def privacy_settings(config):

@@ -115,6 +115,25 @@ def for_run(
     """
     if not private or insecure_fixed_seed:
         return fixed(seed)
+    if jax.process_count() > 1:  # one secret for the whole job: process 0's, sent to the others
+        return _shared(checkpoint_dir, fresh=fresh)
+    return _local(checkpoint_dir, fresh=fresh)
+
+
+def _shared(checkpoint_dir, *, fresh):
+    """Multi-host: process 0 creates or reads the secret (its file on the shared workdir) and
+    broadcasts it over the job's own collectives; no other host touches the file, so two hosts
+    can never race to create two secrets for one run."""
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    words = np.zeros(_WORDS, np.uint32)
+    if jax.process_index() == 0:
+        words = np.asarray(_local(checkpoint_dir, fresh=fresh).words, np.uint32)
+    words = np.asarray(multihost_utils.broadcast_one_to_all(words))
+    return RunSecret(tuple(int(w) for w in words), insecure=False)
+
+
+def _local(checkpoint_dir, *, fresh):
     path = pathlib.Path(checkpoint_dir) / SECRET_FILE
     if fresh:
         path.unlink(missing_ok=True)

@@ -25,7 +25,6 @@ import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-import tensorboardX
 import tqdm
 from absl import logging
 from jax.sharding import NamedSharding
@@ -186,7 +185,7 @@ def evaluate(eval_step, params, source, units, *, batch_size, mesh, max_frames=N
         frames = source.fetch(np.pad(chunk, (0, batch_size - len(chunk)), mode="edge"))
         metrics, _ = eval_step(params, common.to_global(frames, data))
         for name in values:
-            values[name].append(np.asarray(metrics[name])[: len(chunk)])
+            values[name].append(common.to_host(metrics[name])[: len(chunk)])
     return {name: np.concatenate(v) for name, v in values.items()}
 
 
@@ -195,7 +194,7 @@ def reconstruction_grid(eval_step, params, source, units, *, batch_size, mesh, c
     pick = records[contact_sheet.pick_evenly(len(records), count)]
     frames = source.fetch(np.pad(pick, (0, max(0, batch_size - len(pick))), mode="edge"))[:batch_size]
     _, recon = eval_step(params, common.to_global(frames, NamedSharding(mesh, P("data"))))
-    recon = (np.asarray(recon)[: len(pick)] * 255).round().astype(np.uint8)
+    recon = (common.to_host(recon)[: len(pick)] * 255).round().astype(np.uint8)
     labels = [0] * len(pick)
     return contact_sheet.contact_sheet(
         np.concatenate([frames[: len(pick)], recon]),
@@ -534,13 +533,16 @@ def _audit(run, params, canaries, metrics):
 
 
 def _write_outputs(run, state, metrics):
-    """metrics.json, the reconstruction grid and the exported halves."""
+    """metrics.json, the reconstruction grid and the exported halves; on a multi-host run, by
+    process 0 alone (every host computed the same values; the grid's all-gather runs on all)."""
     config = run.config
-    (run.workdir / "metrics.json").write_text(
-        json.dumps(accounting.json_safe(metrics), indent=2, default=str)
-    )
     grid = reconstruction_grid(
         run.eval_step, state.params, run.source, run.splits["test"], batch_size=run.eval_batch, mesh=run.mesh
+    )
+    if jax.process_index() != 0:
+        return
+    (run.workdir / "metrics.json").write_text(
+        json.dumps(accounting.json_safe(metrics), indent=2, default=str)
     )
     contact_sheet.save_png(run.workdir / "reconstructions.png", grid)
     autoencoder_io.export(
@@ -611,7 +613,7 @@ def train_and_evaluate(config, workdir, *, interrupt_at_step=None):
         state = jax.device_put(state, replicated)
         logging.info("resumed from step %d", int(state.step))
     start_step = int(state.step)
-    writer = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
+    writer = common.summary_writer(workdir / "tensorboard")
     trained = _train(run, state, meta, writer, interrupt_at_step=interrupt_at_step)
     if trained is None:
         return None

@@ -9,6 +9,7 @@ import pathlib
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
@@ -38,6 +39,16 @@ def make_mesh():
 def to_global(array, sharding):
     """A host numpy array (identical on every host) -> a global jax.Array with ``sharding``."""
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def to_host(array):
+    """A global jax.Array -> the whole numpy array on this host. One host: a copy; several: an
+    all-gather across processes first (a batch sharded over hosts is not addressable here)."""
+    if jax.process_count() > 1 and not array.is_fully_addressable:
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+
+        return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+    return np.asarray(array)
 
 
 # --- Losses -----------------------------------------------------------------------------------
@@ -82,3 +93,30 @@ def privacy_report(plan, *, steps_run, planned, insecure_seed):
     if plan is None:
         return dp_plan.not_private()
     return plan.report(steps_run=steps_run, planned_steps=planned, insecure_seed=insecure_seed)
+
+
+def initialize_distributed(coordinator_address=None, num_processes=None, process_id=None):
+    """``jax.distributed.initialize`` for a multi-host run. CPU arrays get gloo collectives (XLA's
+    CPU backend has no cross-process collectives otherwise; GPUs and TPUs ignore the setting).
+    Unset arguments are detected from the cluster's environment (Slurm, Open MPI, TPU pods)."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+    )
+
+
+class _NoWriter:
+    """What hosts other than process 0 log to: nothing (one event file per run, not per host)."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
+def summary_writer(logdir):
+    """A TensorBoard writer on process 0; on the other hosts of a multi-host run, a no-op."""
+    import tensorboardX  # noqa: PLC0415
+
+    return tensorboardX.SummaryWriter(str(logdir)) if jax.process_index() == 0 else _NoWriter()

@@ -11,6 +11,7 @@ Hashing the few files that identify a dataset or an export costs milliseconds.
 
 import hashlib
 import json
+import os
 import pathlib
 
 from ppvad_jax.privacy import run_secret
@@ -96,4 +97,8 @@ def check_and_record(workdir, spec, *, filename, what, checkpoints="checkpoints"
             "to retrain"
         )
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / filename).write_text(json.dumps(want, indent=2))
+    # Through a file of this process's own, renamed over: the hosts of a multi-host run record
+    # the same spec side by side, and a reader never sees half of one.
+    tmp = workdir / f".{filename}.{os.getpid()}"
+    tmp.write_text(json.dumps(want, indent=2))
+    tmp.replace(workdir / filename)

@@ -38,14 +38,14 @@ if [ -n "${SMOKE:-}" ]; then  # tiny sizes: the wiring, not the numbers
   BACKBONE=(--batch_size=2 --size=64 --repeats=1 --torch=false)
   DETECTOR=(--cfg=yolov4-tiny --height=128 --width=128 --batch_size=1 --repeats=1)
   AE_SIZE=(--height=64 --width=96); LOAD=(--cameras=2 --fps=5 --seconds=4 --max_frames=20)
-  WORLD=(--num_videos=2 --seconds=1); SERVER=()
+  WORLD=(--num_videos=2 --seconds=1); SERVER=(); VEC=(--ks=1,2 --batch_size=2 --height=48 --width=64 --steps=1)
 else
   SAS=(--videos=128 --frames=100000 --python_videos=1); DP64=(--batch_size=64 --height=240 --width=320 --repeats=5)
   DP256=(--batch_size=256 --height=240 --width=320 --repeats=1 --variants=dp_layerwise)
   BACKBONE=(--batch_size=64 --size=224 --repeats=5 --torch=false)
   DETECTOR=(--cfg=yolov4 --height=416 --width=416 --batch_size=16 --repeats=5)
   AE_SIZE=(--height=240 --width=320); LOAD=(--cameras=32 --fps=10 --seconds=20 --max_frames=200)
-  WORLD=(--num_videos=8 --seconds=3)
+  WORLD=(--num_videos=8 --seconds=3); VEC=(--ks=1,4,8,16 --batch_size=8 --height=120 --width=160 --steps=3)
   SERVER=(--server_flag=--config.engine.max_batch=32 --server_flag=--config.engine.max_queue=512
     --server_flag=--config.engine.flow_threads=12 --server_flag=--config.engine.max_pending_per_camera=32)
 fi
@@ -82,6 +82,7 @@ check sas 40 launch.benchmark_sas "${SAS[@]}"
 check dp_batch64 140 launch.benchmark_dp "${DP64[@]}"
 check dp_batch256_compiles 90 launch.benchmark_dp "${DP256[@]}"
 check backbone 40 launch.benchmark_backbone "${BACKBONE[@]}"
+check vectorized_sweep 120 launch.benchmark_vectorized "${VEC[@]}"
 if [ -d .darknet ] || [ -d ../shared/data/darknet ]; then
   check detector 40 launch.benchmark_detector "${DETECTOR[@]}" --darknet_dir="$( [ -d .darknet ] && echo .darknet || echo ../shared/data/darknet)"
 else

@@ -51,3 +51,34 @@ def test_a_frame_with_the_same_key_but_other_pixels_is_not_reused():
     _, rec_prev, _ = classifier_inputs._reconstruct_pairs(path, records, {})
     np.testing.assert_array_equal(rec_prev[1], CountingPath()(records[1]["prev_frame"][None])[0])
     assert path.frames == 4
+
+
+class MeanBag:
+    """A stand-in detector: one 'count' per frame, its mean pixel (per-frame, order-free)."""
+
+    def bag(self, frames):
+        return np.asarray(frames, np.float32).mean(axis=(1, 2, 3))[:, None]
+
+
+def test_a_split_is_built_in_time_order_but_stored_in_the_datasets_order(dataset_dir, tmp_path):
+    from ppvad_jax.data import prepare  # noqa: PLC0415
+    from ppvad_jax.models import two_stream  # noqa: PLC0415
+
+    path = CountingPath()
+    got = classifier_inputs.build_split(
+        dataset_dir, "train", tmp_path, reconstructor=path, detector=MeanBag(), size=32, chunk=16
+    )
+    source = prepare.load_split(dataset_dir, "train")
+    n = len(source)
+    records = [source[i] for i in range(n)]
+    assert got["labels"].tolist() == [int(r["label"]) for r in records]
+    assert got["frame_index"].tolist() == [int(r["frame_index"]) for r in records]
+    assert [got["videos"][v] for v in got["video_index"]] == [
+        classifier_inputs._text(r["video_name"]) for r in records
+    ]
+    want = two_stream.resize_inputs(CountingPath()(np.stack([r["frame"] for r in records])), 32)
+    np.testing.assert_array_equal(got["frames"], want)
+    np.testing.assert_allclose(
+        got["bags"][:, 0], MeanBag().bag(CountingPath()(np.stack([r["frame"] for r in records])))[:, 0]
+    )
+    assert path.frames < 2 * n  # previous frames that are also samples went through once

@@ -53,10 +53,10 @@ def make_batch_losses(model):
     return batch_losses
 
 
-def _dp_grads_fn(plan, unit_grads_fn, noise_key, microbatch_size):
+def _dp_grads_fn(plan, unit_grads_fn, microbatch_size):
     """The private gradient: the plan's clipped sum, one noise draw per step, / the expected batch."""
 
-    def dp_grads(params, batch, is_padding, step, noise_multiplier):
+    def dp_grads(params, batch, is_padding, step, noise_multiplier, noise_key):
         grads, clip = plan.noisy_gradient(
             unit_grads_fn,
             params,
@@ -80,8 +80,8 @@ def _dp_grads_fn(plan, unit_grads_fn, noise_key, microbatch_size):
 def _plain_grads_fn(batch_losses, plain_method, rows_per_unit):
     """The non-private gradient of the mean loss over real, finite units."""
 
-    def plain_grads(params, batch, is_padding, step, noise_multiplier):
-        del step, noise_multiplier
+    def plain_grads(params, batch, is_padding, step, noise_multiplier, noise_key):
+        del step, noise_multiplier, noise_key
         keep = jnp.logical_not(is_padding)
         if plain_method == "layerwise":  # the same per-layer contraction as DP, summed unclipped
             per_unit, losses = per_example.per_example_grads(
@@ -123,6 +123,17 @@ def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
     statistics of the batch (loss, real units, clipped fraction, non-finite units): private
     data, which the loop publishes only for non-private runs.
     """
+    step_fn = make_step_fn(model, tx, config, private=private, plan=plan)
+
+    def train_step(state, batch, is_padding, noise_multiplier):
+        return step_fn(state, batch, is_padding, noise_multiplier, noise_key)
+
+    return sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
+
+
+def make_step_fn(model, tx, config, *, private, plan):
+    """The pure, unjitted ``step(state, batch, is_padding, noise_multiplier, noise_key)``: what
+    ``make_train_step`` jits for one run and ``training.vectorized`` vmaps over several."""
     if config.grad_method not in ("layerwise", "autodiff"):
         raise ValueError(f"grad_method must be 'layerwise' or 'autodiff', got {config.grad_method!r}")
     layerwise = config.grad_method == "layerwise"
@@ -145,18 +156,18 @@ def make_train_step(model, tx, config, *, private, plan, noise_key, mesh):
         unit_grads_fn = clipping.vmap_grads_fn(lambda params, unit: batch_losses(params, unit[None])[0])
 
     if private:
-        grads_fn = _dp_grads_fn(plan, unit_grads_fn, noise_key, config.dp.microbatch_size)
+        grads_fn = _dp_grads_fn(plan, unit_grads_fn, config.dp.microbatch_size)
     else:
         grads_fn = _plain_grads_fn(batch_losses, plain_method, rows_per_unit)
 
-    def train_step(state, batch, is_padding, noise_multiplier):
-        grads, metrics = grads_fn(state.params, batch, is_padding, state.step, noise_multiplier)
+    def step_fn(state, batch, is_padding, noise_multiplier, noise_key):
+        grads, metrics = grads_fn(state.params, batch, is_padding, state.step, noise_multiplier, noise_key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
         return common.TrainState(state.step + 1, params, opt_state), metrics
 
-    return sharded_step.jit_train_step(train_step, mesh, config.dp.noise_multiplier)
+    return step_fn
 
 
 def make_eval_step(model, mesh):

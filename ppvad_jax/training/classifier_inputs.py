@@ -98,30 +98,41 @@ def build_split(
         "frames": np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (n, size, size, 3)),
         "flows": np.lib.format.open_memmap(tmp / "flows.npy", "w+", np.uint8, (n, size, size, 3)),
     }
-    bags, labels, frame_index, videos = [], [], [], []
+    # In time order within each video (the stored order is shuffled), so that a sample's
+    # previous frame is usually the sample just before it and goes through the camera once.
+    order = sorted(range(n), key=lambda i: _time_key(source[i]))
+    bags, labels, frame_index, videos = [None] * n, np.zeros(n, np.int32), np.zeros(n, np.int32), [None] * n
     carry = {}
     for start in tqdm(range(0, n, chunk), desc=f"classifier inputs [{split}]", unit="chunk"):
-        records = [source[i] for i in range(start, min(n, start + chunk))]
+        idx = np.asarray(order[start : start + chunk])
+        records = [source[int(i)] for i in idx]
         rec, rec_prev, carry = _reconstruct_pairs(reconstructor, records, carry)
         flows = flow.flow_images(rec_prev, rec, method=flow_method)
-        arrays["frames"][start : start + len(records)] = two_stream.resize_inputs(rec, size)
-        arrays["flows"][start : start + len(records)] = two_stream.resize_inputs(flows, size)
-        bags.append(detector.bag(rec))
-        labels += [int(r["label"]) for r in records]
-        frame_index += [int(r["frame_index"]) for r in records]
-        videos += [_text(r["video_name"]) for r in records]
+        arrays["frames"][idx] = two_stream.resize_inputs(rec, size)
+        arrays["flows"][idx] = two_stream.resize_inputs(flows, size)
+        for i, bag, r in zip(idx, detector.bag(rec), records, strict=True):
+            bags[i], labels[i], frame_index[i], videos[i] = (
+                bag,
+                int(r["label"]),
+                int(r["frame_index"]),
+                _text(r["video_name"]),
+            )
     for a in arrays.values():
         a.flush()
     names = sorted(set(videos))
-    np.save(tmp / "bags.npy", np.concatenate(bags).astype(np.float32))
-    np.save(tmp / "labels.npy", np.asarray(labels, np.int32))
-    np.save(tmp / "frame_index.npy", np.asarray(frame_index, np.int32))
+    np.save(tmp / "bags.npy", np.stack(bags).astype(np.float32))
+    np.save(tmp / "labels.npy", labels)
+    np.save(tmp / "frame_index.npy", frame_index)
     np.save(tmp / "video_index.npy", np.asarray([names.index(v) for v in videos], np.int32))
     (tmp / "videos.json").write_text(json.dumps(names))
     (tmp / "spec.json").write_text(json.dumps(spec, indent=2))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return load_split(out_dir, split)
+
+
+def _time_key(record):
+    return _text(record["video_name"]), int(record["frame_index"])
 
 
 def _reconstruct_pairs(reconstructor, records, carry):

@@ -1,6 +1,7 @@
 """``classifier_inputs._reconstruct_pairs``: each frame through the camera path once, same output."""
 
 import numpy as np
+import pytest
 
 from ppvad_jax.training import classifier_inputs
 
@@ -60,6 +61,7 @@ class MeanBag:
         return np.asarray(frames, np.float32).mean(axis=(1, 2, 3))[:, None]
 
 
+@pytest.mark.slow  # builds the tiny dataset for this module: FAST=1 stays under 3 min
 def test_a_split_is_built_in_time_order_but_stored_in_the_datasets_order(dataset_dir, tmp_path):
     from ppvad_jax.data import prepare  # noqa: PLC0415
     from ppvad_jax.models import two_stream  # noqa: PLC0415

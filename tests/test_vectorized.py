@@ -69,7 +69,7 @@ def _assert_equal(alone, states, skip=()):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("k", [1, pytest.param(3, marks=pytest.mark.slow)])  # FAST=1 stays under 3 min
 def test_each_dp_model_of_a_vectorised_step_equals_its_point_alone(k):
     alone, states, metrics = _alone_and_together("dpadam", k)
     _assert_equal(alone, states)

@@ -36,9 +36,20 @@ def _free_port():
         return s.getsockname()[1]
 
 
+class Dsn(str):
+    """A DSN that can also restart its server (``restart()``: an immediate stop, then a start,
+    the way a crashed database server comes back)."""
+
+    def __new__(cls, value, *, restart):
+        dsn = super().__new__(cls, value)
+        dsn.restart = restart
+        return dsn
+
+
 @contextlib.contextmanager
 def temporary_server():
-    """Yields the DSN of a fresh PostgreSQL server on 127.0.0.1; stops and deletes it after."""
+    """Yields the DSN (a ``Dsn``) of a fresh PostgreSQL server on 127.0.0.1; stops and deletes it
+    after."""
     bin_dir = binaries()
     if bin_dir is None:
         raise RuntimeError("no PostgreSQL binaries (pip install pgserver, or apt install postgresql)")
@@ -61,8 +72,12 @@ def temporary_server():
         subprocess.run(
             [bin_dir / "pg_ctl", "-D", data, "-o", options, "-l", root / "log", "-w", "start"], **run
         )
+        start = [bin_dir / "pg_ctl", "-D", data, "-o", options, "-l", root / "log", "-w"]
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield Dsn(
+                f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                restart=lambda: subprocess.run([*start, "-m", "immediate", "restart"], **run),
+            )
         finally:
             subprocess.run([bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"], **run)
     except subprocess.CalledProcessError as e:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from ppvad_jax.serving import camera_state, operator_store
+from ppvad_jax.serving import alert_store, camera_state, operator_store
 from ppvad_jax.serving.console import accounts
 from ppvad_jax.serving.console import app as console_app
 from tests import test_alert_store as store_tests
@@ -367,3 +367,32 @@ def test_the_demos_live_site_gives_every_camera_a_normal_and_an_anomalous_test_v
                          "cam3": ["Normal/n1.avi", "Assault/a1.avi"]}  # fmt: skip
     with pytest.raises(ValueError, match="normal and an anomalous"):
         live._playlists(dict(manifest, test=["n1", "n2"]), 2)
+
+
+def test_an_acknowledgement_survives_a_restart_of_the_postgresql_server(tmp_path):
+    """The store's server crashes and comes back (an immediate stop): the committed action and
+    the alert's state are there, and the console's next action goes through a new connection."""
+    from tests import postgres_support  # noqa: PLC0415
+
+    if postgres_support.binaries() is None:
+        pytest.skip("no PostgreSQL binaries (pgserver in requirements-dev.txt)")
+    with postgres_support.temporary_server() as dsn:
+        store = alert_store.PostgresAlertStore(dsn)
+        _stream(store, "cam1", 8, start_time=time.time() - 3)
+        ops = operator_store.OperatorStore(store)
+        (view,) = ops.alerts()
+        ops.record_action(
+            view.alert.alert_id, "acknowledge", username=OPERATOR, role="operator", note="on it"
+        )
+        store.close()
+        dsn.restart()
+        after = operator_store.OperatorStore(alert_store.PostgresAlertStore(dsn))
+        got = after.alert(view.alert.alert_id)
+        assert got.state == "acknowledged" and [(a.username, a.note) for a in got.actions] == [
+            (OPERATOR, "on it")
+        ]
+        assert (
+            after.record_action(view.alert.alert_id, "resolve", username=OPERATOR, role="operator")
+            == "resolved"
+        )
+        after.store.close()

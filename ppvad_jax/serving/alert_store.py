@@ -179,19 +179,44 @@ class _SqlAlertStore:
         cursor.execute(sql.replace("?", self._placeholder), args)
         return cursor
 
+    def _lost(self, error):
+        """Whether ``error`` says the connection to the database is gone (PostgreSQL only)."""
+        del error
+        return False
+
+    def _reconnect(self):
+        raise NotImplementedError
+
     def _rows(self, sql, args=()):
         with self._lock:
-            return self._run(sql, args).fetchall()
+            try:
+                return self._run(sql, args).fetchall()
+            except Exception as e:
+                if not self._lost(e):
+                    raise
+                self._reconnect()  # a read is safe to repeat once on a new connection
+                return self._run(sql, args).fetchall()
 
     @contextlib.contextmanager
     def _transaction(self):
-        """Holds the lock; commits on success, rolls back on any exception."""
+        """Holds the lock; commits on success, rolls back on any exception. A connection found
+        dead at BEGIN is replaced first (nothing was done yet); one lost mid-transaction fails
+        this transaction (the caller retries it) and is replaced for the next."""
         with self._lock:
-            self._run(self._begin)
+            try:
+                self._run(self._begin)
+            except Exception as e:
+                if not self._lost(e):
+                    raise
+                self._reconnect()
+                self._run(self._begin)
             try:
                 yield
                 self._run("COMMIT")  # inside: a failed commit is rolled back too, never left open
-            except BaseException:
+            except BaseException as e:
+                if self._lost(e):
+                    self._reconnect()  # the server rolled the transaction back already
+                    raise
                 self._run("ROLLBACK")
                 raise
 
@@ -375,19 +400,29 @@ class PostgresAlertStore(_SqlAlertStore):
     _placeholder = "%s"
     _for_update = " FOR UPDATE"  # a concurrent claim waits for this tick, or this tick for it
 
+    def _connect(self):
+        return _pg_connect(self._connect_args, self._timeout_s)
+
+    def _lost(self, error):
+        """pg8000 reports a dropped connection (the database server restarted, a network cut) as
+        an InterfaceError or the socket's OSError; SQL errors are DatabaseErrors and are not."""
+        import pg8000.exceptions  # noqa: PLC0415
+
+        return isinstance(error, pg8000.exceptions.InterfaceError | OSError)
+
+    def _reconnect(self):
+        with contextlib.suppress(Exception):
+            self._db.close()
+        self._db = self._connect()
+
     def __init__(self, dsn, *, keep_results_s=3600.0, prune_every=200, timeout_s=10.0):
         try:
-            import pg8000.dbapi  # noqa: PLC0415 - only a PostgreSQL deployment needs the driver
+            import pg8000.dbapi  # noqa: F401, PLC0415 - only a PostgreSQL deployment needs the driver
         except ImportError as e:
             raise ImportError("the PostgreSQL alert store needs pg8000 (pip install pg8000)") from e
         args = parse_dsn(dsn)
-        try:
-            db = pg8000.dbapi.connect(**args, timeout=timeout_s)
-        except Exception as e:  # the driver's errors do not say which server it tried
-            where = f"{args['user']}@{args['host']}:{args['port']}/{args['database']}"
-            raise ConnectionError(f"cannot open the PostgreSQL alert store {where}: {e}") from e
-        db.autocommit = True
-        super().__init__(db, keep_results_s=keep_results_s, prune_every=prune_every)
+        self._connect_args, self._timeout_s = args, timeout_s
+        super().__init__(self._connect(), keep_results_s=keep_results_s, prune_every=prune_every)
         self.dsn = f"postgresql://{args['user']}@{args['host']}:{args['port']}/{args['database']}"
         schema = _SCHEMA.format(real="DOUBLE PRECISION", seq="BIGSERIAL PRIMARY KEY", blob="BYTEA")
         with self._lock:
@@ -397,6 +432,18 @@ class PostgresAlertStore(_SqlAlertStore):
                     self._run(statement)
             finally:
                 self._run("SELECT pg_advisory_unlock(?)", (_SCHEMA_LOCK,))
+
+
+def _pg_connect(args, timeout_s):
+    import pg8000.dbapi  # noqa: PLC0415 - only a PostgreSQL deployment needs the driver
+
+    try:
+        db = pg8000.dbapi.connect(**args, timeout=timeout_s)
+    except Exception as e:  # the driver's errors do not say which server it tried
+        where = f"{args['user']}@{args['host']}:{args['port']}/{args['database']}"
+        raise ConnectionError(f"cannot open the PostgreSQL alert store {where}: {e}") from e
+    db.autocommit = True
+    return db
 
 
 def open_store(store_config, db_path):

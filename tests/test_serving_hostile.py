@@ -271,7 +271,9 @@ def test_a_camera_that_never_reads_is_bounded_then_disconnected(world):
     srv = world["server"]
     exhausted = srv.engine.stats["streams_exhausted"]
     read, peak, error = _flood(world)
-    assert peak <= MAX_REPLIES
+    # At most MAX_REPLIES answers; as the stream ends, the queue also holds its two control
+    # markers (the reader's wake-up and the close), which a sample can catch (seen once: 17).
+    assert peak <= MAX_REPLIES + 2
     assert read < 1000, f"the server read {read} of {FLOOD} messages of a camera that reads nothing"
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "unread" in error.details()
     assert srv.engine.stats["streams_exhausted"] == exhausted + 1

@@ -306,11 +306,12 @@ def _scored_answers(fresh: list[Request], stepped: _Stepped, moved: set[str], *,
 class Engine:
     """Owns the queue, the tick thread, the per-camera state and the store writes."""
 
-    def __init__(self, *, decoder, scorer, store, sas_params, options=EngineOptions(), owner=None, live=None):
+    def __init__(self, *, decoder, scorer, store, sas_params, options=EngineOptions(), owner=None):
         # This server's name in the store's camera_owner table (fencing; alert_store.py).
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        # The operator console's live view (operator_store.LiveRecorder: rates, thumbnails), or None.
-        self.live = live
+        # The operator console's live view (operator_store.LiveRecorder: rates, thumbnails), set by
+        # the server once it knows this owner; None: nothing recorded.
+        self.live = None
         self.decoder = decoder
         self.scorer = scorer
         self.store = store
@@ -603,7 +604,7 @@ class Engine:
         clock.lap("commit_s")
         self._swap_in(stepped.states, flow_inputs.previous, moved)
         if self.live is not None:
-            self._record_live([r for r in fresh if r.message.camera_id not in moved], reconstructions, fresh)
+            self._record_live(fresh, reconstructions, moved)
         self.stats["frames"] += len(fresh)
         self.stats["ticks"] += 1
         self.stats["alerts_touched"] += len(stepped.alerts)
@@ -613,14 +614,17 @@ class Engine:
             self.stats["moved"] += len(scored.moved_sessions)
         return scored
 
-    def _record_live(self, kept: list[Request], reconstructions: np.ndarray, fresh: list[Request]) -> None:
-        """Hands the committed frames' reconstructions to the console's live view."""
-        index = {id(r): i for i, r in enumerate(fresh)}
-        alerts = {c: s.open_alert.alert_id for c, s in self._states.items() if s.open_alert is not None}
-        self.live.scored(
-            [r.message.camera_id for r in kept], [r.message.frame_index for r in kept],
-            [r.message.timestamp for r in kept], [reconstructions[index[id(r)]] for r in kept], alerts,
-        )  # fmt: skip
+    def _record_live(self, fresh: list[Request], reconstructions: np.ndarray, moved: set[str]) -> None:
+        """Hands the committed frames' reconstructions (not those of moved cameras) to the live view."""
+        frames = []
+        for r, reconstruction in zip(fresh, reconstructions, strict=True):
+            m = r.message
+            if m.camera_id not in moved:
+                alert = self._states[m.camera_id].open_alert
+                frames.append(
+                    (m.camera_id, m.frame_index, m.timestamp, reconstruction, alert and alert.alert_id)
+                )
+        self.live.scored(frames)
 
     def _frame_batch(
         self, fresh: list[Request], reconstructions: np.ndarray, previous_frames: list[np.ndarray | None]

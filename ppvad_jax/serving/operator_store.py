@@ -329,21 +329,20 @@ class LiveRecorder:
             self._received.setdefault(camera_id, collections.deque()).append(time.monotonic())
             self._mechanism[camera_id] = mechanism or self._mechanism.get(camera_id, "")
 
-    def scored(self, camera_ids, frame_indices, timestamps, reconstructions, open_alerts):
-        """After a commit: ``open_alerts`` maps a camera to its open alert id (or nothing)."""
+    def scored(self, frames):
+        """After a commit: ``frames`` is ``[(camera, frame_index, timestamp, reconstruction,
+        open alert id or None)]`` in commit order; each camera's latest may be written."""
         now = time.monotonic()
         latest = {}
         with self._lock:
-            for i, camera in enumerate(camera_ids):
-                latest[camera] = i
-                self._scored.setdefault(camera, collections.deque()).append(now)
-        for camera, i in latest.items():
+            for frame in frames:
+                latest[frame[0]] = frame
+                self._scored.setdefault(frame[0], collections.deque()).append(now)
+        for camera, frame in latest.items():
             if now - self._last_write.get(camera, -math.inf) < self.every_s:
                 continue
             try:
-                self._write(
-                    camera, frame_indices[i], timestamps[i], reconstructions[i], open_alerts.get(camera), now
-                )
+                self._write(*frame, now)
             except Exception as e:  # the console's view only: never fail the frame for it
                 log.warning("camera %s: live view not written: %s", camera, e)
 

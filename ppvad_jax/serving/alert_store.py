@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS frame_results (
   confidence {real} NOT NULL, accumulator {real} NOT NULL, score {real} NOT NULL,
   alert_id TEXT, alert_event TEXT, committed_at {real} NOT NULL,
   UNIQUE (camera_id, run_id, frame_index));
+CREATE INDEX IF NOT EXISTS frame_results_by_time ON frame_results (camera_id, timestamp);
 CREATE TABLE IF NOT EXISTS camera_owner (
   camera_id TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch BIGINT NOT NULL, claimed_at {real} NOT NULL);
 CREATE TABLE IF NOT EXISTS alert_actions (
@@ -89,7 +90,7 @@ CREATE TABLE IF NOT EXISTS alert_frames (
   PRIMARY KEY (alert_id, frame_index));
 """
 
-_ALERT_COLUMNS = (
+ALERT_COLUMNS = (
     "alert_id, camera_id, run_id, start_frame, start_time, end_frame, end_time, peak_score, is_open"
 )
 _RESULT_COLUMNS = (
@@ -100,7 +101,7 @@ _INSERT_RESULTS = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _UPSERT_ALERTS = (
-    f"INSERT INTO alerts ({_ALERT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO alerts ({ALERT_COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (alert_id) DO UPDATE SET end_frame=excluded.end_frame, end_time=excluded.end_time, "
     "peak_score=excluded.peak_score, is_open=excluded.is_open, updated_at=excluded.updated_at"
 )
@@ -146,7 +147,8 @@ class AlertStore(Protocol):
     def close(self) -> None: ...
 
 
-def _alert(row):
+def alert_from_row(row):
+    """An ``Alert`` from a row of ``ALERT_COLUMNS``."""
     return Alert(*row[:8], is_open=bool(row[8]))
 
 
@@ -223,7 +225,7 @@ class _SqlAlertStore:
     def load_states(self, cameras=None):
         if cameras is not None and not cameras:
             return {}
-        alerts_sql = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE is_open = 1"
+        alerts_sql = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE is_open = 1"
         states_sql = (
             "SELECT camera_id, accumulator, run_id, last_frame_index, last_time, open_alert_id "
             "FROM camera_state WHERE 1 = 1"
@@ -235,7 +237,7 @@ class _SqlAlertStore:
         with self._transaction():  # one snapshot for both reads
             open_alerts = self._run(alerts_sql, args).fetchall()
             rows = self._run(states_sql, args).fetchall()
-        alerts = {row[0]: _alert(row) for row in open_alerts}
+        alerts = {row[0]: alert_from_row(row) for row in open_alerts}
         return {
             camera: CameraState(camera, accumulator, run_id, last_frame, last_time, alerts.get(alert_id))
             for camera, accumulator, run_id, last_frame, last_time, alert_id in rows
@@ -299,8 +301,8 @@ class _SqlAlertStore:
         return moved
 
     def list_alerts(self, camera_id=None):
-        query, args = _where_camera(f"SELECT {_ALERT_COLUMNS} FROM alerts", camera_id)
-        return [_alert(row) for row in self._rows(query + " ORDER BY start_time, alert_id", args)]
+        query, args = _where_camera(f"SELECT {ALERT_COLUMNS} FROM alerts", camera_id)
+        return [alert_from_row(row) for row in self._rows(query + " ORDER BY start_time, alert_id", args)]
 
     def frame_results(self, camera_id=None):
         """Committed per-frame results in commit order (for audits and the fault test)."""
@@ -356,7 +358,7 @@ class SqliteAlertReader(SqliteAlertStore):
         except sqlite3.DatabaseError as e:
             db.close()
             raise NotAnAlertStore(f"{path}: not an SQLite database ({e})") from e
-        missing = set(_ALERT_COLUMNS.split(", ")) - columns
+        missing = set(ALERT_COLUMNS.split(", ")) - columns
         if missing:
             db.close()
             raise NotAnAlertStore(

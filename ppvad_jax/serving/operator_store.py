@@ -30,6 +30,7 @@ import time
 import cv2
 import numpy as np
 
+from ppvad_jax.serving import alert_store
 from ppvad_jax.serving.camera_state import Alert
 
 log = logging.getLogger(__name__)
@@ -106,10 +107,6 @@ def _sigmoid(x):
 class OperatorStore:
     """The console's queries over an ``alert_store`` store (SQLite or PostgreSQL)."""
 
-    _ALERT_COLUMNS = (
-        "alert_id, camera_id, run_id, start_frame, start_time, end_frame, end_time, peak_score, is_open"
-    )
-
     def __init__(self, store):
         self.store = store
 
@@ -142,11 +139,11 @@ class OperatorStore:
                 where.append(clause)
                 args.append(value)
         rows = self.store._rows(
-            f"SELECT {self._ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)} "
+            f"SELECT {alert_store.ALERT_COLUMNS} FROM alerts WHERE {' AND '.join(where)} "
             f"ORDER BY start_time DESC, alert_id DESC LIMIT {int(limit)}",
             tuple(args),
         )
-        alerts = [Alert(*row[:8], is_open=bool(row[8])) for row in rows]
+        alerts = [alert_store.alert_from_row(row) for row in rows]
         actions = self._actions_for([a.alert_id for a in alerts])
         views = [
             AlertView(a, workflow_state(actions.get(a.alert_id, [])), tuple(actions.get(a.alert_id, [])))
@@ -156,10 +153,12 @@ class OperatorStore:
 
     def alert(self, alert_id):
         """One alert's view, or None."""
-        rows = self.store._rows(f"SELECT {self._ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", (alert_id,))
+        rows = self.store._rows(
+            f"SELECT {alert_store.ALERT_COLUMNS} FROM alerts WHERE alert_id = ?", (alert_id,)
+        )
         if not rows:
             return None
-        alert = Alert(*rows[0][:8], is_open=bool(rows[0][8]))
+        alert = alert_store.alert_from_row(rows[0])
         actions = self._actions_for([alert_id]).get(alert_id, [])
         return AlertView(alert, workflow_state(actions), tuple(actions))
 
@@ -191,7 +190,8 @@ class OperatorStore:
     # --- cameras -----------------------------------------------------------------------------------
 
     def cameras(self, *, now=None, lag_window_s=60.0):
-        """One dict per camera the store knows: status, rates, lag p50/p99, current SAS, mechanism."""
+        """One dict per camera the store knows: status, rates, lag p50/p99 (frames captured in the
+        last ``lag_window_s``, read through the (camera, timestamp) index), current SAS, mechanism."""
         now = time.time() if now is None else now
         states = {
             r[0]: r[1:]
@@ -204,24 +204,27 @@ class OperatorStore:
             r[0]: r[1:]
             for r in self.store._rows(f"SELECT camera_id, {_LIVE_COLUMNS}, updated_at FROM camera_live")
         }
-        lags = {}
-        for camera, timestamp, committed in self.store._rows(
-            "SELECT camera_id, timestamp, committed_at FROM frame_results WHERE committed_at >= ?",
-            (now - lag_window_s,),
-        ):
-            lags.setdefault(camera, []).append(committed - timestamp)
+        since = now - lag_window_s
+        lags = {
+            camera: [c - t for t, c in self.store._rows(
+                "SELECT timestamp, committed_at FROM frame_results WHERE camera_id = ? AND timestamp >= ?",
+                (camera, since),
+            )]
+            for camera in set(states) | set(live)
+        }  # fmt: skip
         claims = dict(self.store._rows("SELECT camera_id, claimed_at FROM camera_owner"))
         out = []
         for camera in sorted(set(states) | set(live)):
             accumulator, last_frame, last_time, open_alert, updated = states.get(camera, (None,) * 5)
             owner, received, scored, frame, mechanism, autoencoder, live_at = live.get(camera, (None,) * 7)
             seen = max(t for t in (updated, live_at) if t is not None)
+            fresh = live_at is not None and now - live_at <= SILENT_AFTER_S
             out.append({
                 "camera_id": camera,
                 "status": camera_status(now, seen, claims.get(camera)),
                 "last_seen": seen,
-                "received_fps": received if live_at is not None and now - live_at <= SILENT_AFTER_S else 0.0,
-                "scored_fps": scored if live_at is not None and now - live_at <= SILENT_AFTER_S else 0.0,
+                "received_fps": received if fresh else 0.0,
+                "scored_fps": scored if fresh else 0.0,
                 "lag_p50_s": _percentile(lags.get(camera, []), 50),
                 "lag_p99_s": _percentile(lags.get(camera, []), 99),
                 "sas": _sigmoid(accumulator) if accumulator is not None else None,

@@ -271,31 +271,39 @@ def test_csv_export_matches_the_store_and_the_api_and_privacy_panel_read_the_exp
         assert len(timeline["frames"]) == 8 and timeline["alerts"][0][2] == view.alert.alert_id
 
 
-def test_the_event_stream_sends_the_cameras_and_alerts(site):
-    """One Server-Sent Event read through the ASGI app (the browser test reads them live)."""
-    app = site["app"]
+def _events(site, *, disconnect, on_event=None):
+    """``/events`` through the ASGI app with a logged-in viewer's cookie; the client disconnects
+    after the first event when ``disconnect``, else never (the server must end the stream)."""
     with _client(site) as client:
         _login(client, VIEWER)
         cookie = client.cookies.get("ppvad_console")
     sent, first = [], True
 
-    async def receive():  # the request, then a disconnect once an event has been sent
+    async def receive():
         nonlocal first
         if first:
             first = False
             return {"type": "http.request", "body": b"", "more_body": False}
-        while not any(b"data: " in m.get("body", b"") for m in sent):
+        while not disconnect or not any(b"data: " in m.get("body", b"") for m in sent):
             await asyncio.sleep(0.01)
         return {"type": "http.disconnect"}
 
     async def send(message):
         sent.append(message)
+        if on_event is not None and b"data: " in message.get("body", b""):
+            on_event()
 
     scope = {"type": "http", "method": "GET", "path": "/events", "raw_path": b"/events", "query_string": b"",
              "headers": [(b"host", b"testserver"), (b"cookie", f"ppvad_console={cookie}".encode())],
              "scheme": "https", "server": ("testserver", 443), "client": ("127.0.0.1", 1), "root_path": "",
              "http_version": "1.1"}  # fmt: skip
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=30))
+    asyncio.run(asyncio.wait_for(site["app"](scope, receive, send), timeout=30))
+    return sent
+
+
+def test_the_event_stream_sends_the_cameras_and_alerts(site):
+    """One Server-Sent Event read through the ASGI app (the browser test reads them live)."""
+    sent = _events(site, disconnect=True)
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert (
         start["status"] == 200 and (b"content-type", b"text/event-stream; charset=utf-8") in start["headers"]
@@ -304,6 +312,18 @@ def test_the_event_stream_sends_the_cameras_and_alerts(site):
     event = json.loads(body.split("data: ", 1)[1].split("\n\n", 1)[0])
     assert [c["camera_id"] for c in event["cameras"]] == ["cam1"]
     assert event["alerts"][0]["state"] == "open" and event["alerts"][0]["camera_id"] == "cam1"
+
+
+def test_the_event_stream_of_a_removed_account_ends(site):
+    """Removing a viewer while its camera page is open ends its stream (the client stays)."""
+
+    def remove_viewer():
+        users = json.loads(site["users"].read_text())
+        users["users"].pop(VIEWER, None)
+        site["users"].write_text(json.dumps(users))
+
+    sent = _events(site, disconnect=False, on_event=remove_viewer)  # returns: the server ended it
+    assert sum(b"data: " in m.get("body", b"") for m in sent) == 1
 
 
 def test_accounts_hash_with_scrypt_and_refuse_bad_input(tmp_path):

@@ -30,12 +30,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ppvad_jax.serving import operator_store
+from ppvad_jax.serving import camera_state, operator_store
 from ppvad_jax.serving.console import accounts
 
 HERE = pathlib.Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 OPEN_PATHS = ("/login", "/static/")
+# The line drawn on the timelines: the servers' default (configs/serve.py, config.sas).
+ALERT_THRESHOLD = camera_state.SasParams().alert_threshold
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -76,10 +78,8 @@ class Console:
 
 
 def _user(request):
-    """``(name, role)`` of the session's user, or None (also when the account was removed)."""
-    name = request.session.get("user")
-    role = request.app.state.console.accounts.role(name) if name else None
-    return (name, role) if role else None
+    """``(name, role)`` of the session's user, as ``Guard`` read it for this request, or None."""
+    return request.scope.get("console_user")
 
 
 def _csrf_ok(request, form):
@@ -273,7 +273,7 @@ async def api_timeline(request):
     )
     spans = [[v.alert.start_time, v.alert.end_time, v.alert.alert_id] for v in camera_alerts]
     return JSONResponse(
-        {"since": since, "until": until or now, "threshold": 0.5, "frames": rows, "alerts": spans}
+        {"since": since, "until": until or now, "threshold": ALERT_THRESHOLD, "frames": rows, "alerts": spans}
     )
 
 
@@ -281,8 +281,10 @@ async def events(request):
     """Server-Sent Events: every ``poll_s`` the cameras and the newest alerts, while connected."""
     console = request.app.state.console
 
-    async def stream():
-        while not await request.is_disconnected():
+    name = _user(request)[0]
+
+    async def stream():  # ends when the camera page closes or the account is removed
+        while not await request.is_disconnected() and console.accounts.role(name) is not None:
             cameras = await console.call(console.operator.cameras)
             alerts = await console.call(console.operator.alerts, limit=50)
             payload = {"cameras": cameras, "alerts": [v.as_dict() for v in alerts], "at": time.time()}
@@ -306,7 +308,9 @@ async def alert_frame(request):
 
 
 class Guard:
-    """ASGI middleware: the login wall and the security headers (inside SessionMiddleware)."""
+    """ASGI middleware inside SessionMiddleware: reads the session user's role from the users file
+    once per request (a removed account loses its session), walls off everything but
+    ``OPEN_PATHS`` before login, and adds the security headers to every response."""
 
     def __init__(self, app):
         self.app = app
@@ -314,13 +318,6 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path = scope["path"]
-        if not path.startswith(OPEN_PATHS) and not scope.get("session", {}).get("user"):
-            api = path.startswith(("/api/", "/events"))
-            response = (
-                JSONResponse({"error": "log in first"}, 401) if api else RedirectResponse("/login", 303)
-            )
-            return await _with_headers(response)(scope, receive, send)
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
@@ -328,27 +325,20 @@ class Guard:
                 message["headers"] += [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
             await send(message)
 
+        session = scope.get("session", {})
+        name = session.get("user")
+        role = scope["app"].state.console.accounts.role(name) if name else None
+        if name and role is None:
+            session.clear()
+        scope["console_user"] = (name, role) if role else None
+        path = scope["path"]
+        if not path.startswith(OPEN_PATHS) and role is None:
+            api = path.startswith(("/api/", "/events"))
+            response = (
+                JSONResponse({"error": "log in first"}, 401) if api else RedirectResponse("/login", 303)
+            )
+            return await response(scope, receive, send_with_headers)
         await self.app(scope, receive, send_with_headers)
-
-
-def _with_headers(response):
-    response.headers.update(HEADERS)
-    return response
-
-
-class _RoleCheck:
-    """Drops the session of a user whose account was removed (checked on every request)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        session = scope.get("session")
-        if scope["type"] == "http" and session and session.get("user"):
-            console = scope["app"].state.console if "app" in scope else None
-            if console is not None and console.accounts.role(session["user"]) is None:
-                session.clear()
-        await self.app(scope, receive, send)
 
 
 def make_app(store, users_path, *, secret, session_hours=12.0, timeline_minutes=10.0, poll_s=1.0):
@@ -376,7 +366,6 @@ def make_app(store, users_path, *, secret, session_hours=12.0, timeline_minutes=
             SessionMiddleware, secret_key=secret, session_cookie="ppvad_console",
             max_age=int(session_hours * 3600), same_site="strict", https_only=True,
         ),
-        Middleware(_RoleCheck),
         Middleware(Guard),
     ]  # fmt: skip
     app = Starlette(routes=routes, middleware=middleware)

@@ -87,7 +87,7 @@ def _certificate(*, subject, subject_key, issuer, issuer_key, ca, usage=None, sa
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def _write_private(path, data):
+def write_private(path, data):
     """Writes ``data`` to ``path`` through a file created 0600 (``mkstemp``: O_EXCL, mode 0600
     whatever the umask), then renamed over ``path``: no moment at which others can read it, and
     a crash leaves the old file or the new one, never half of one."""
@@ -108,7 +108,7 @@ def _write(out_dir, stem, cert, key):
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_private(out_dir / f"{stem}.key", pem)
+    write_private(out_dir / f"{stem}.key", pem)
 
 
 def _san(host):

@@ -11,11 +11,11 @@ is written 0600 through a temporary file and a rename, like the project's privat
 import hashlib
 import hmac
 import json
-import os
 import pathlib
 import re
 import secrets
-import tempfile
+
+from ppvad_jax.serving import tls
 
 ROLES = ("viewer", "operator")
 _N, _R, _P = 2**14, 8, 1
@@ -42,16 +42,11 @@ def check_password(password, stored):
 
 
 def write_private(path, text):
+    """``text`` into ``path`` as ``tls.write_private`` writes keys (0600, fsync, rename over),
+    creating the folder first."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    tls.write_private(path, text.encode())
 
 
 class Accounts:

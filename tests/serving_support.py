@@ -4,6 +4,7 @@ import contextlib
 import os
 import pathlib
 import queue
+import socket
 
 import grpc
 import numpy as np
@@ -18,6 +19,13 @@ from ppvad_jax.serving import service, tls, wire
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY_FEATURES = (8, 8, 4)
 TINY_SIZE = (64, 96)
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (for a child process to listen on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_tiny_export(out_dir):

@@ -38,12 +38,6 @@ pytestmark = [
 OPERATOR, VIEWER, PASSWORD = "olga", "victor", "correct horse battery"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _spki_hash(cert_path):
     """Chromium's pin for exactly this certificate's key (base64 SHA-256 of its SPKI)."""
     cert = x509.load_pem_x509_certificate(pathlib.Path(cert_path).read_bytes())
@@ -98,7 +92,7 @@ def site(tmp_path_factory):
     book.add(OPERATOR, PASSWORD, "operator")
     book.add(VIEWER, PASSWORD, "viewer")
     server = support.server_process(export_dir=export, certs_dir=certs, db=root / "alerts.sqlite")
-    console = ConsoleProcess(root, _free_port())
+    console = ConsoleProcess(root, support.free_port())
     shots = pathlib.Path(os.environ.get("PPVAD_CONSOLE_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     yield {"root": root, "certs": certs, "export": export, "clip": clip, "server": server, "console": console,

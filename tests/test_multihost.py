@@ -4,7 +4,6 @@ process with four devices, and a private run's secret is one for the whole job."
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -13,12 +12,6 @@ import pytest
 from tests import serving_support
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _flags(dataset_dir, workdir, *, fixed_seed):
@@ -44,7 +37,7 @@ def _metrics(out):
 
 
 def _two_processes(dataset_dir, workdir, *, fixed_seed):
-    port = _free_port()
+    port = serving_support.free_port()
     procs = [
         subprocess.Popen(
             [
